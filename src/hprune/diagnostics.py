@@ -1,0 +1,75 @@
+"""Did the scoring runs learn? H-scores from runs that stayed near the majority-class baseline encode
+the label, not the difficulty of an example (METHOD.md, last section), so hprune says so."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .subsets import WINNING_TICKET, starved_classes
+
+# A run has learned when its last-epoch training accuracy closes at least this share of the gap
+# between the majority-class baseline and 1.
+LEARNED_GAP_SHARE = 0.25
+# H is "explained by the label" when one class holds this share of an extreme H group...
+LABEL_DOMINANCE = 0.9
+# ...while holding less than this share of the data, in a group of at least MIN_GROUP examples.
+MAX_CLASS_SHARE = 0.6
+MIN_GROUP = 20
+
+
+def majority_baseline(labels: np.ndarray) -> float:
+    return float(np.bincount(np.asarray(labels)).max() / len(labels))
+
+
+def learning_report(correct: np.ndarray, labels: np.ndarray, *, seeds: list[int], eval_accuracy: list[list[float]] | None = None) -> dict:
+    """Training accuracy per run and epoch (free: from the recorded dynamics), eval accuracy if known."""
+    train_acc = np.asarray(correct, dtype=np.float64).mean(axis=2)  # (R, E)
+    runs = []
+    for r, seed in enumerate(seeds):
+        row = {"run": r, "seed": seed, "train_accuracy": [round(float(a), 4) for a in train_acc[r]]}
+        if eval_accuracy is not None and eval_accuracy[r]:
+            row["eval_accuracy"] = [round(float(a), 4) for a in eval_accuracy[r]]
+        runs.append(row)
+    majority = majority_baseline(labels)
+    return {"majority_baseline": round(majority, 4), "learned_threshold": round(majority + LEARNED_GAP_SHARE * (1 - majority), 4), "runs": runs}
+
+
+def learning_warnings(report: dict, scores: pd.DataFrame, subsets: list[dict], n_runs: int) -> list[str]:
+    """Plain-language warnings with what to change; empty when the scores look meaningful."""
+    fix = "raise --lr (small models want 1e-4 or more), add --epochs, or raise --max-length if texts are cut"
+    out = []
+    weak = [r for r in report["runs"] if r["train_accuracy"][-1] < report["learned_threshold"]]
+    if weak:
+        accs = ", ".join(f"run {r['run']}: {r['train_accuracy'][-1]:.2f}" for r in weak)
+        out.append(
+            f"{len(weak)} of {len(report['runs'])} scoring runs did not clearly learn the task (last-epoch training accuracy {accs}; "
+            f"majority-class baseline {report['majority_baseline']:.2f}); their H-scores reflect the label more than difficulty: {fix}"
+        )
+    labels = scores["label"].astype(str)
+    share = labels.value_counts(normalize=True)
+    for h, what in ((n_runs, f"H = {n_runs} (always right)"), (0, "H = 0 (never learned)")):
+        group = labels[scores["h_score"] == h]
+        if len(group) < MIN_GROUP:
+            continue
+        top, top_share = group.value_counts(normalize=True).index[0], group.value_counts(normalize=True).iloc[0]
+        if top_share >= LABEL_DOMINANCE and share[top] < MAX_CLASS_SHARE:
+            out.append(
+                f"the H-score is mostly explained by the label: class {top!r} holds {top_share:.0%} of {what} "
+                f"but {share[top]:.0%} of the data; {fix}"
+            )
+    for s in subsets:
+        starved = starved_classes(s, scores)
+        if starved and (s["name"] == WINNING_TICKET or s.get("paper")):
+            counts = ", ".join(f"{c}: {s['per_class'][c]}" for c in starved)
+            out.append(f"subset {s['name']} leaves classes with no or very few examples ({counts}); check the per-class table before training on it")
+    return out
+
+
+def format_learning_report(report: dict) -> str:
+    lines = [f"majority-class baseline {report['majority_baseline']:.3f}; a run has learned above {report['learned_threshold']:.3f}"]
+    for r in report["runs"]:
+        line = f"  run {r['run']} (seed {r['seed']}): train acc " + " ".join(f"{a:.3f}" for a in r["train_accuracy"])
+        if "eval_accuracy" in r:
+            line += " | eval acc " + " ".join(f"{a:.3f}" for a in r["eval_accuracy"])
+        lines.append(line)
+    return "\n".join(lines)

@@ -1,0 +1,16 @@
+"""Evaluation metrics for classification: accuracy, macro F1 and Matthews correlation (CoLA's)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    preds = np.asarray(logits).argmax(-1)
+    labels = np.asarray(labels)
+    return {
+        "accuracy": float(accuracy_score(labels, preds)),
+        "macro_f1": float(f1_score(labels, preds, average="macro", zero_division=0)),
+        "mcc": float(matthews_corrcoef(labels, preds)),
+    }

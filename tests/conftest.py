@@ -1,0 +1,40 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared(task: str, split: str) -> Path:
+    path = SHARED_DATA / task / f"{split}.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} not found: ../shared/data must sit beside the checkout")
+    return path
+
+
+def head_rows(task: str, split: str, n: int, dest: Path) -> Path:
+    """The first n rows of a shared data file, written to a temporary file (never into the repo)."""
+    lines = shared(task, split).read_text(encoding="utf-8").splitlines()[:n]
+    dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """A random 2-layer BERT (hidden 32) with the real bert-base-uncased vocabulary from the MiniLM package."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from hprune.models import resolve_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(resolve_model("minilm")).save_pretrained(folder)
+    return str(folder)

@@ -1,0 +1,94 @@
+"""End to end on a slice of real TREC with a tiny random BERT: score -> subsets -> export -> train,
+all through the CLI's main()."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import head_rows
+from hprune.cli import main
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory, tiny_bert):
+    tmp = tmp_path_factory.mktemp("e2e")
+    train = head_rows("trec", "train", 160, tmp / "train.jsonl")
+    evalf = head_rows("trec", "test", 60, tmp / "test.jsonl")
+    out = tmp / "scores"
+    args = ["score", "--train", str(train), "--eval", str(evalf), "--model", tiny_bert, "--runs", "3", "--epochs", "2",
+            "--lr", "1e-3", "--batch-size", "16", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    return {"tmp": tmp, "train": train, "eval": evalf, "out": out, "args": args}
+
+
+def test_score_writes_the_artifacts(scored):
+    out = scored["out"]
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert scores["example_id"].tolist() == list(range(160))
+    assert {"example_id", "label", "h_score", "confidence", "variability", "forgetting", "el2n", "aum", "random_order"} <= set(scores.columns)
+    assert scores["h_score"].between(0, 3).all()
+    original = [json.loads(line)["label"] for line in scored["train"].read_text().splitlines()]
+    assert scores["label"].tolist() == original
+    subsets = json.loads((out / "subsets.json").read_text())
+    assert subsets[0]["name"] == "winning-ticket" and subsets[0]["removed_h"] == [0, 3]
+    for s in subsets:
+        assert {"name", "removed_h", "size", "fraction", "per_class"} <= set(s)
+        assert s["size"] == int((~scores["h_score"].isin(s["removed_h"])).sum())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["config"]["runs"] == 3 and manifest["config"]["seeds"] == [0, 1, 2]
+    assert len(manifest["fingerprint"]) == 16 and manifest["versions"]["torch"].startswith("2.13.0")
+    report = manifest["learning_report"]
+    assert len(report["runs"]) == 3 and all(len(r["train_accuracy"]) == 2 and len(r["eval_accuracy"]) == 2 for r in report["runs"])
+
+
+def test_repeating_score_trains_nothing(scored):
+    dyn = sorted((scored["out"] / "dynamics").glob("run-*.npz"))
+    before = [p.stat().st_mtime_ns for p in dyn]
+    assert main(scored["args"]) == 0
+    assert [p.stat().st_mtime_ns for p in dyn] == before
+    assert not list((scored["out"] / "dynamics").glob("*.ckpt"))
+
+
+def test_subsets_prints_table_and_report(scored, capsys):
+    assert main(["subsets", str(scored["out"])]) == 0
+    text = capsys.readouterr().out
+    assert "winning-ticket" in text and "majority-class baseline" in text and "DESC" in text
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_export_keeps_rows_and_columns(scored, suffix):
+    out_file = scored["tmp"] / f"wt{suffix}"
+    assert main(["export", str(scored["out"]), "--subset", "winning-ticket", "--out", str(out_file)]) == 0
+    scores = pd.read_parquet(scored["out"] / "scores.parquet")
+    keep = scores["example_id"][~scores["h_score"].isin([0, 3])].to_numpy()
+    lines = scored["train"].read_text().splitlines()
+    if suffix == ".jsonl":
+        assert out_file.read_text().splitlines() == [json.dumps(json.loads(lines[i]), ensure_ascii=False) for i in keep]
+    else:
+        frame = pd.read_csv(out_file) if suffix == ".csv" else pd.read_parquet(out_file)
+        assert list(frame.columns) == ["text", "label", "label_fine"]
+        assert frame["text"].tolist() == [json.loads(lines[i])["text"] for i in keep]
+
+
+def test_train_full_and_subset(scored):
+    for subset in (None, f"{scored['out']}:winning-ticket"):
+        out = scored["tmp"] / f"train-{'wt' if subset else 'full'}"
+        args = ["train", "--train", str(scored["train"]), "--eval", str(scored["eval"]), "--model", scored["args"][scored["args"].index("--model") + 1],
+                "--epochs", "1", "--lr", "1e-3", "--out", str(out), "--quiet"]
+        assert main(args + (["--subset", subset] if subset else [])) == 0
+        m = json.loads((out / "metrics.json").read_text())
+        assert {"accuracy", "macro_f1", "mcc", "train_seconds"} <= set(m["metrics"])
+        wt_size = json.loads((scored["out"] / "subsets.json").read_text())[0]["size"]
+        assert m["metrics"]["train_size"] == (wt_size if subset else 160)
+        assert 0.0 <= m["metrics"]["accuracy"] <= 1.0
+
+
+def test_export_refuses_a_reordered_file(scored):
+    lines = scored["train"].read_text().splitlines()
+    reordered = scored["tmp"] / "reordered.jsonl"
+    reordered.write_text("\n".join(lines[1:] + lines[:1]) + "\n")
+    out_file = scored["tmp"] / "never.jsonl"
+    assert main(["export", str(scored["out"]), "--out", str(out_file), "--train", str(reordered)]) == 2
+    assert not out_file.exists()
+    assert main(["export", str(scored["out"]), "--out", str(out_file), "--train", str(reordered), "--allow-fingerprint-mismatch"]) == 0

@@ -23,6 +23,11 @@ def head_rows(task: str, split: str, n: int, dest: Path) -> Path:
     return dest
 
 
+def trec_files(tmp: Path, n_train: int, n_eval: int) -> tuple[Path, Path]:
+    """Slices of real TREC train and test in a temporary folder."""
+    return head_rows("trec", "train", n_train, tmp / "train.jsonl"), head_rows("trec", "test", n_eval, tmp / "test.jsonl")
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> str:
     """A random 2-layer BERT (hidden 32) with the real bert-base-uncased vocabulary from the MiniLM package."""
@@ -38,3 +43,19 @@ def tiny_bert(tmp_path_factory) -> str:
     BertModel(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(resolve_model("minilm")).save_pretrained(folder)
     return str(folder)
+
+
+def classifier_without_dropout(model: str, label_names: list[str], seed: int = 0):
+    """Tokenizer and classifier (head seeded by `seed`) with dropout off: at lr = 0 a training step's
+    logits for an example then depend on that example alone, not on its batch, order or step."""
+    import torch
+
+    from hprune.models import load_classifier
+    from hprune.training import seed_everything
+
+    seed_everything(seed)
+    tokenizer, net = load_classifier(model, label_names)
+    for m in net.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return tokenizer, net

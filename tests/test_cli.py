@@ -6,15 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import head_rows
+from conftest import trec_files
 from hprune.cli import main
 
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory, tiny_bert):
     tmp = tmp_path_factory.mktemp("e2e")
-    train = head_rows("trec", "train", 160, tmp / "train.jsonl")
-    evalf = head_rows("trec", "test", 60, tmp / "test.jsonl")
+    train, evalf = trec_files(tmp, 160, 60)
     out = tmp / "scores"
     args = ["score", "--train", str(train), "--eval", str(evalf), "--model", tiny_bert, "--runs", "3", "--epochs", "2",
             "--lr", "1e-3", "--batch-size", "16", "--out", str(out), "--quiet"]

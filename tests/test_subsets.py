@@ -89,3 +89,10 @@ def test_describe_counts_classes_and_flags_starved_ones():
     wt = describe_subsets(s, 2)[0]
     assert wt["size"] == 4 and wt["per_class"] == {"a": 4, "b": 0} and wt["fraction"] == 0.5
     assert starved_classes(wt, s) == ["b"]
+
+
+def test_random_baseline_draws_a_fresh_subset_per_seed():
+    s = _scores(200)
+    a, b = select(s, "random", 50, seed=1000), select(s, "random", 50, seed=1001)
+    assert len(a) == len(b) == 50 and set(a) != set(b)
+    np.testing.assert_array_equal(a, select(s, "random", 50, seed=1000))

@@ -1,8 +1,9 @@
-"""The `hprune` command: score, subsets, export, train. Bad input exits 2 with one `error:` line."""
+"""The `hprune` command: score, subsets, export, train, compare, report. Bad input exits 2 with one `error:` line."""
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -16,14 +17,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _seed(text: str) -> int:
+    return _whole_number(text, 0)
+
+
+def _number(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False):
+    """An argparse type for a finite float in [low, high], either end optionally open."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or value > high or (low_open and value == low) or (high_open and value == high):
+            bounds = f"{'above' if low_open else 'at least'} {low:g}" + ("" if high == math.inf else f" and {'below' if high_open else 'at most'} {high:g}")
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+    return parse
 
 
 def _add_data_options(p) -> None:
@@ -35,13 +58,13 @@ def _add_data_options(p) -> None:
 
 def _add_training_options(p) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--model", default="minilm", help="'minilm' (offline all-MiniLM-L6-v2), a checkpoint folder, or a hub name")
+    g.add_argument("--model", default="minilm", help="'minilm' (offline all-MiniLM-L6-v2), 'smollm2' (offline SmolLM2-135M, README: Decoder models), a checkpoint folder, a .gguf file, or a hub name")
     g.add_argument("--epochs", type=_positive_int, help="epochs per fine-tune (default 3)")
-    g.add_argument("--lr", type=float, help="peak learning rate (default 1e-4; --paper-settings: 2e-5)")
-    g.add_argument("--batch-size", type=_positive_int, help="examples per micro-batch (default 32)")
+    g.add_argument("--lr", type=_number(0, low_open=True), help="peak learning rate (default 1e-4 for models under 100M parameters, else 2e-5; --paper-settings: 2e-5)")
+    g.add_argument("--batch-size", type=_positive_int, help="examples per micro-batch (default 16 below 20,000 training examples, else 32; --paper-settings: 32)")
     g.add_argument("--grad-accum", type=_positive_int, help="micro-batches per optimizer step (default 1)")
-    g.add_argument("--warmup-ratio", type=float, help="share of steps with linear warm-up (default 0.1; paper 0)")
-    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.01)")
+    g.add_argument("--warmup-ratio", type=_number(0, 1), help="share of steps with linear warm-up (default 0.06; --paper-settings: 0)")
+    g.add_argument("--weight-decay", type=_number(0), help="AdamW weight decay (default 0.01)")
     g.add_argument("--max-length", type=_positive_int, help="truncate inputs to this many tokens (default 128)")
     g.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast (faster on CPUs with avx512_bf16 and on GPUs)")
     g.add_argument("--no-length-grouping", dest="length_grouped", action="store_false", default=None, help="random batches instead of length-grouped ones")
@@ -50,11 +73,12 @@ def _add_training_options(p) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _train_config(args):
+def _train_config(args, n_examples: int):
+    """Hyper-parameters: the user's options over defaults that depend on the model and the full training set's size."""
     from .defaults import train_config
 
     return train_config(
-        paper_settings=args.paper_settings, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        paper_settings=args.paper_settings, n_examples=n_examples, model=args.model, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         grad_accum=args.grad_accum, warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
         max_length=args.max_length, bf16=args.bf16, length_grouped=args.length_grouped,
     )
@@ -73,8 +97,11 @@ def cmd_score(args) -> int:
 
     train = _load(args, args.train)
     eval_data = _load(args, args.eval, label_names=train.label_names) if args.eval else None
-    config = ScoreConfig(model=args.model, runs=args.runs, seed=args.seed, train=_train_config(args))
-    scorer = HScorer(config, out_dir=args.out, progress=not args.quiet, threads=args.threads).fit(train, eval_data)
+    config = ScoreConfig(model=args.model, runs=args.runs, seed=args.seed, train=_train_config(args, len(train)))
+    scorer = HScorer(config, out_dir=args.out, progress=not args.quiet, threads=args.threads, executor=args.executor,
+                     ray_address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run).fit(train, eval_data)
+    if not scorer.world_.is_main:  # under torchrun / accelerate launch, rank 0 reports
+        return 0
     print(f"scored {len(train)} examples with {args.runs} runs x {config.train.epochs} epochs in {scorer.manifest_['seconds']:.0f} s -> {args.out}")
     print(format_learning_report(scorer.learning_report_))
     print(format_h_histogram(scorer.scores_, args.runs))
@@ -107,52 +134,56 @@ def _subset_ids(scoring_dir: str, name: str, data, allow_mismatch: bool):
 
     manifest, scores, subsets = load_scoring(scoring_dir)
     subset = find_subset(subsets, name)
-    check_fingerprint(manifest, data, allow_mismatch=allow_mismatch)
+    if check_fingerprint(manifest, data, allow_mismatch=allow_mismatch):
+        print(f"warning: {data.source} (fingerprint {data.fingerprint}) is not the data that was scored (fingerprint "
+              f"{manifest['fingerprint']}); applying the scores row by row as --allow-fingerprint-mismatch asks", file=sys.stderr)
     return scores["example_id"].to_numpy()[subset_mask(scores["h_score"].to_numpy(), subset["removed_h"])], subset
 
 
 def cmd_export(args) -> int:
     from .data import FILE_FORMATS, write_rows
-    from .io import atomic_path
-    from .scoring import load_scoring
+    from .io import atomic_path, why_not_writable
+    from .scoring import load_scored_data, load_scoring
 
     out = Path(args.out)
     if out.suffix.lower() not in FILE_FORMATS:
         raise HpruneError(f"unknown output format {out.suffix or '(no extension)'!r} for {out}; use one of {', '.join(FILE_FORMATS)}")
+    if out.is_dir():
+        raise HpruneError(f"--out {out} is a folder; give a file name, e.g. {out / ('subset' + out.suffix)}")
     manifest, _, _ = load_scoring(args.dir)
-    data = _load_scored_train(args, manifest)
+    data = load_scored_data(manifest, args.train)
+    if Path(data.source).expanduser().resolve() == out.expanduser().resolve():
+        raise HpruneError(f"--out {out} is the training file itself; write the subset to a new file")
     ids, subset = _subset_ids(args.dir, args.subset, data, args.allow_fingerprint_mismatch)
-    with atomic_path(out) as tmp:
-        write_rows(data, ids, tmp)
+    try:
+        with atomic_path(out) as tmp:
+            write_rows(data, ids, tmp)
+    except OSError as e:
+        raise HpruneError(f"cannot write {out} ({why_not_writable(out, e)}); choose another --out") from None
     print(f"wrote {len(ids)} of {len(data)} rows ({len(ids) / len(data):.1%}, subset {subset['name']}) to {out}")
     return 0
-
-
-def _load_scored_train(args, manifest):
-    from .data import load_data
-
-    return load_data(
-        args.train or manifest["train_source"],
-        text_column=manifest["text_column"], pair_column=manifest["pair_column"], label_column=manifest["label_column"],
-    )
 
 
 def cmd_train(args) -> int:
     from .finetune import train_and_evaluate
     from .io import ensure_writable, write_json
+    from .models import check_model
 
     out = Path(args.out)
-    ensure_writable(out)
     train = _load(args, args.train)
     eval_data = _load(args, args.eval, label_names=train.label_names)
     ids, subset_name = None, "full"
     if args.subset:
         scoring_dir, _, name = args.subset.rpartition(":")
-        if not scoring_dir:
+        if not scoring_dir or not name:
             raise HpruneError(f"--subset {args.subset!r} must be DIR:NAME, e.g. runs/trec:winning-ticket")
         ids, subset = _subset_ids(scoring_dir, name, train, args.allow_fingerprint_mismatch)
         subset_name = subset["name"]
-    config = _train_config(args)
+        if len(ids) == 0:
+            raise HpruneError(f"subset {subset_name} of {scoring_dir} is empty; pick a larger one from `hprune subsets {scoring_dir}`")
+    config = _train_config(args, len(train))
+    check_model(args.model, max_length=config.max_length)
+    ensure_writable(out)  # only now, so that a bad input leaves nothing behind
     metrics = train_and_evaluate(args.model, train, eval_data, config, seed=args.seed, example_ids=ids,
                                  progress=None if args.quiet else f"train {subset_name}", threads=args.threads)
     result = {"subset": subset_name, "model": args.model, "seed": args.seed, "train_source": args.train, "eval_source": args.eval,
@@ -160,6 +191,34 @@ def cmd_train(args) -> int:
     write_json(out / "metrics.json", result)
     print(f"{subset_name}: {len(ids) if ids is not None else len(train)} examples, accuracy {metrics['accuracy']:.4f}, "
           f"macro F1 {metrics['macro_f1']:.4f}, MCC {metrics['mcc']:.4f}, trained in {metrics['train_seconds']:.0f} s -> {out / 'metrics.json'}")
+    return 0
+
+
+def _comma_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+    from .reports import format_summary
+    from .scoring import load_scoring
+
+    n_scored = load_scoring(args.dir)[0]["n_examples"]  # defaults follow the full set, as for the scoring
+    summary = compare(
+        args.dir, args.eval, out=args.out, config=_train_config(args, n_scored), train_source=args.train, model=args.model,
+        subsets=args.subsets, methods=args.methods, n_seeds=args.seeds, first_seed=args.first_seed,
+        class_balanced=args.class_balanced, metric=args.metric, task=args.task,
+        allow_fingerprint_mismatch=args.allow_fingerprint_mismatch, threads=args.threads, progress=not args.quiet,
+    )
+    print(format_summary(summary, args.metric))
+    print(f"-> {args.out}: results.csv, summary.csv, report.md, report.html")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .compare import report
+
+    print(f"wrote {report(args.dir, scoring_dir=args.scoring, metric=args.metric)} and report.md")
     return 0
 
 
@@ -173,9 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="training data: .jsonl/.csv/.tsv/.parquet, a save_to_disk folder, or NAME[:SPLIT] on the hub")
     p.add_argument("--eval", help="optional evaluation data: eval accuracy per epoch goes into the learning report")
     p.add_argument("--runs", type=_positive_int, default=6, help="R, the number of scoring runs (default 6, as the paper)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first run; run r uses seed + r (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the first run; run r uses seed + r (default 0)")
     p.add_argument("--out", required=True, help="output folder (repeat the command to resume)")
     _add_training_options(p)
+    g = p.add_argument_group("scaling out (one run on several processes: torchrun --nproc_per_node N -m hprune score ...)")
+    g.add_argument("--executor", choices=("local", "ray"), default="local", help="local: the runs one after another in this "
+                   "process (default); ray: the runs as parallel Ray tasks (pip install 'hprune[ray]')")
+    g.add_argument("--ray-address", help="with --executor ray: the cluster to use, e.g. ray://HOST:10001 or auto (default: start a local Ray)")
+    g.add_argument("--cpus-per-run", type=_positive_int, help="with --executor ray: CPUs (and torch threads) per run (default: --threads, or 1)")
+    g.add_argument("--gpus-per-run", type=_number(0), help="with --executor ray: GPUs per run, fractions allowed (default 0)")
     _add_data_options(p)
     p.set_defaults(func=cmd_score)
 
@@ -197,12 +262,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="training data")
     p.add_argument("--eval", required=True, help="evaluation data")
     p.add_argument("--subset", help="DIR:NAME, a subset of a scoring folder (default: the full training set)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     p.add_argument("--out", required=True, help="output folder for metrics.json")
     p.add_argument("--allow-fingerprint-mismatch", action="store_true", help="apply the subset even if the data differs from what was scored")
     _add_training_options(p)
     _add_data_options(p)
     p.set_defaults(func=cmd_train)
+
+    from .metrics import METRICS
+
+    p = sub.add_parser("compare", help="phase 2 at equal size: full set, subsets and baselines over seeds, with a report",
+                       description="Fine-tune the full training set, every automatic subset (method hscore) and every baseline "
+                       "method at that subset's size, with each seed, and evaluate; write OUT/results.csv, summary.csv, "
+                       "report.md and report.html. Each fine-tune's result is cached in OUT/cache: repeating or extending the "
+                       "command trains only what is missing. --model defaults to the scoring's model.")
+    p.add_argument("dir", help="a folder written by `hprune score`")
+    p.add_argument("--eval", required=True, help="evaluation data (read with the scored data's columns)")
+    p.add_argument("--train", help="the scored training data (default: the path recorded in the manifest)")
+    p.add_argument("--subsets", type=_comma_list, help="comma-separated subset names or codes, e.g. winning-ticket,0126 "
+                   "(default: the paper's family when R = 6, else every subset)")
+    p.add_argument("--methods", type=_comma_list, help="comma-separated: hscore (the subset itself) and baselines at its size: "
+                   "random, ambiguous, hard, easy, forgetting, el2n, aum (default hscore,random,ambiguous,forgetting,el2n,aum)")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="fine-tunes per (subset, method) and of the full set, "
+                   "by default with seeds 1000, 1001, ...: never those of the scoring runs (default 3)")
+    p.add_argument("--first-seed", type=_seed, help="seed of the first of them; the k-th uses first + k (default 1000, or past the "
+                   "last scoring seed: phase 2 uses seeds the scoring runs did not)")
+    p.add_argument("--class-balanced", action="store_true", help="baselines keep each class's share of the subset size")
+    p.add_argument("--metric", choices=METRICS, default="accuracy", help="metric of the printed table and the trade-off plot "
+                   "(results.csv has all three; default accuracy)")
+    p.add_argument("--task", help="task name in results.csv (default: the scoring folder's name)")
+    p.add_argument("--out", required=True, help="report folder (repeat the command to resume or extend)")
+    p.add_argument("--allow-fingerprint-mismatch", action="store_true", help="apply the scores even if the data differs from what was scored")
+    _add_training_options(p)
+    p.set_defaults(func=cmd_compare, model=None)
+
+    p = sub.add_parser("report", help="rewrite a comparison's report.md and report.html from its results.csv",
+                       description="Regenerate the plots, report.md and the self-contained report.html of an `hprune compare` folder.")
+    p.add_argument("dir", help="a folder written by `hprune compare`")
+    p.add_argument("--scoring", help="the scoring folder (default: the one recorded in the comparison's compare.json)")
+    p.add_argument("--metric", choices=METRICS, help="metric of the trade-off plot and table (default: the one compare used)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
@@ -212,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except HpruneError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system said no (permissions, disk full, a path under a file)
+        print(f"error: {e.filename}: {e.strerror or e}; check the path, its permissions and the free space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; run the same command again to resume", file=sys.stderr)

@@ -124,12 +124,12 @@ def read_table(source: str) -> tuple[pd.DataFrame, list[dict] | None]:
             )
         if path.stat().st_size == 0:
             raise HpruneError(f"{source} is empty; give a file with at least one labelled example")
+        if fmt == "parquet":  # binary: no UTF-8 check
+            return _read_parquet(path), None
         text = _read_utf8(path)
         if fmt == "jsonl":
             records = _parse_json(text, source)
             return pd.DataFrame.from_records(records), records
-        if fmt == "parquet":
-            return pd.read_parquet(path), None
         return _parse_csv(path, "\t" if fmt == "tsv" else ","), None
     if path.suffix.lower() in FILE_FORMATS or source.startswith((".", "/", "~")):
         raise HpruneError(f"{source} does not exist; check the path")
@@ -148,7 +148,11 @@ def write_rows(data: LabelledData, example_ids: np.ndarray, path: Path) -> None:
             for i in example_ids:
                 f.write(json.dumps(records[i], ensure_ascii=False) + "\n")
     elif fmt == "parquet":
-        data.frame.iloc[example_ids].to_parquet(path, index=False)
+        try:
+            data.frame.iloc[example_ids].to_parquet(path, index=False)
+        except (TypeError, ValueError) as e:  # pyarrow: a column that mixes types, e.g. labels 1 and "1"
+            column = m[1] if (m := re.search(r"column (.+?) with type", str(e))) else "a column"
+            raise HpruneError(f"cannot write parquet: {column} mixes value types (e.g. 1 and \"1\"); export to .jsonl or .csv instead") from None
     else:
         data.frame.iloc[example_ids].to_csv(path, index=False, sep="\t" if fmt == "tsv" else ",")
 
@@ -163,24 +167,45 @@ def _read_utf8(path: Path) -> str:
 
 
 def _parse_json(text: str, source: str) -> list[dict]:
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as some editors write
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)
         except json.JSONDecodeError as e:
             raise HpruneError(f"{source} line {e.lineno}: malformed JSON ({e.msg}); fix or remove that line") from None
+        where = [f"record {k}" for k in range(len(records))]
     else:
-        records = []
-        for lineno, line in enumerate(text.splitlines(), 1):
+        records, where = [], []
+        # Split on newlines only: str.splitlines() also splits at U+2028 and friends, legal inside JSON strings.
+        for lineno, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as e:
+                if lineno == 1 and _is_one_object(text):
+                    raise HpruneError(f"{source} holds one JSON object, not one object per line; give JSON lines or a JSON array of objects") from None
                 raise HpruneError(f"{source} line {lineno}: malformed JSON ({e.msg}); fix or remove that line") from None
-    for k, rec in enumerate(records):
+            where.append(f"line {lineno}")
+    for rec, at in zip(records, where):
         if not isinstance(rec, dict):
-            raise HpruneError(f"{source} record {k}: expected a JSON object with named fields, got {type(rec).__name__}")
+            raise HpruneError(f"{source} {at}: expected a JSON object with named fields, got {type(rec).__name__}; fix or remove it")
     return records
+
+
+def _is_one_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        detail = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
+        raise HpruneError(f"{path} is not a readable parquet file ({detail[:200]}); re-export it, or give .jsonl/.csv") from None
 
 
 def _parse_csv(path: Path, sep: str) -> pd.DataFrame:
@@ -189,7 +214,14 @@ def _parse_csv(path: Path, sep: str) -> pd.DataFrame:
         return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL)
     except pd.errors.ParserError as e:
         detail = str(e).strip().splitlines()[-1]
-        raise HpruneError(f"{path}: malformed row ({detail}); fix that line") from None
+        if m := re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", detail):
+            where, detail = f"line {m[2]}", f"{m[3]} fields where the header has {m[1]}; quote cells that hold {sep!r}"
+        elif m := re.search(r"EOF inside string starting at row (\d+)", detail):
+            where, detail = f"line {int(m[1]) + 1}", "a quote opened here is never closed"
+        else:
+            where = "a row"
+        kind = "TSV" if sep == "\t" else "CSV"
+        raise HpruneError(f"{path} {where}: malformed {kind} row ({detail}); fix or remove that line") from None
     except pd.errors.EmptyDataError:
         raise HpruneError(f"{path} is empty; give a file with a header and at least one row") from None
 
@@ -226,6 +258,8 @@ def _text_columns(frame, source, text_column, pair_column) -> tuple[str, str | N
     for col, option in ((text_column, "--text-column"), (pair_column, "--text-pair-column")):
         if col is not None and col not in frame.columns:
             raise HpruneError(f"{option} {col!r} is not a column of {source}; its columns are {', '.join(map(str, frame.columns))}")
+    if pair_column is not None and text_column is None:
+        raise HpruneError(f"--text-pair-column {pair_column!r} needs --text-column too (the first text of each pair)")
     if text_column is not None:
         return text_column, pair_column
     for a, b in PAIR_COLUMNS:
@@ -256,7 +290,7 @@ def _texts(frame, column, source) -> list[str]:
     bad = [i for i, v in enumerate(values) if not isinstance(v, str) or not v.strip()]
     if bad:
         rows = ", ".join(map(str, bad[:5])) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise HpruneError(f"{source}: empty or missing text in column {column!r} at row {rows}; fill or remove those rows")
+        raise HpruneError(f"{source}: empty, missing or non-text value in column {column!r} at row {rows}; fill or remove those rows")
     return values
 
 

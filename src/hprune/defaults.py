@@ -1,18 +1,49 @@
 """Hyper-parameter defaults. The paper's were tuned for RoBERTa-large on large data; on a small model
-they can leave the scoring runs unlearned, which makes H meaningless (METHOD.md, last section)."""
+and small data they leave the scoring runs unlearned, which makes H meaningless (METHOD.md, last
+section). hprune's defaults depend on the model's size and the training set's size (docs/defaults.md
+has the measurements behind them)."""
 from __future__ import annotations
 
 from .training import TrainConfig
 
-# The paper's protocol (arXiv 2407.08887): lr 2e-5, batch 32, max length 128, linear schedule, no warmup.
+# The paper's protocol (arXiv 2407.08887): lr 2e-5, batch 32, max length 128, linear schedule, no warm-up.
 PAPER_SETTINGS = {"lr": 2e-5, "batch_size": 32, "max_length": 128, "warmup_ratio": 0.0, "epochs": 3}
 
-# hprune's defaults, measured on minilm over the tasks in ../shared/data (docs/defaults.md).
-HPRUNE_SETTINGS = {"lr": 1e-4, "batch_size": 32, "max_length": 128, "warmup_ratio": 0.1, "epochs": 3}
+SMALL_MODEL_PARAMS = 100_000_000  # below: a MiniLM/DistilBERT-sized model that wants a larger step
+SMALL_MODEL_LR = 1e-4  # measured on minilm (docs/defaults.md); the paper's 2e-5 does not learn TREC-1k
+LARGE_MODEL_LR = 2e-5  # the paper's, for RoBERTa-large-sized models
+SMALL_DATA = 20_000  # below: batch 16, so an epoch has enough steps to learn within epoch 1
+HPRUNE_SETTINGS = {"max_length": 128, "warmup_ratio": 0.06, "epochs": 3}
 
 
-def train_config(*, paper_settings: bool = False, **overrides) -> TrainConfig:
-    """A TrainConfig from the chosen defaults, with the user's explicit options on top (None = default)."""
+def train_config(*, paper_settings: bool = False, n_examples: int | None = None, model: str | None = None, **overrides) -> TrainConfig:
+    """A TrainConfig from the chosen defaults, with the user's explicit options on top (None = default).
+
+    lr and batch size default by size: `model` (its parameter count) and `n_examples` (the full
+    training set, also for a fine-tune on a subset, so subset and full set train alike).
+    """
     base = dict(PAPER_SETTINGS if paper_settings else HPRUNE_SETTINGS)
-    base.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not paper_settings:
+        if "lr" not in given:
+            base["lr"] = SMALL_MODEL_LR if model is None or count_parameters(model) < SMALL_MODEL_PARAMS else LARGE_MODEL_LR
+        if "batch_size" not in given:
+            base["batch_size"] = 16 if n_examples is not None and n_examples < SMALL_DATA else 32
+    base.update(given)
     return TrainConfig(**base)
+
+
+def count_parameters(model: str) -> int:
+    """Parameters of a model, counted on the meta device: no weights are read."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from .models import resolve_model
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(model))
+    except (OSError, ValueError):
+        return 0  # unknown here (e.g. a GGUF file); the loader reports real problems
+    with torch.device("meta"):
+        net = AutoModelForSequenceClassification.from_config(config)
+    return sum(p.numel() for p in net.parameters())

@@ -68,24 +68,85 @@ class DynamicsRecorder:
 
     Recording by id (never by position in a sampler) keeps it right under reshuffling, a partial
     last batch, gradient accumulation and several processes. Recording an id twice in one epoch
-    is a bug in the caller and raises.
+    is a bug in the caller and raises; with `duplicates="first"` (for samplers that pad an epoch
+    with repeated examples) the first presentation is kept and repeats are ignored. `step` holds,
+    for each id, the index of the record call in its epoch that recorded it (DDP merges by it).
+    `statistics(logits, labels)` turns a step's logits into the four fields (default: a classifier's).
     """
 
-    def __init__(self, dynamics: RunDynamics):
+    def __init__(self, dynamics: RunDynamics, *, duplicates: str = "raise", statistics=step_statistics):
+        if duplicates not in ("raise", "first"):
+            raise ValueError(f"duplicates must be 'raise' or 'first', got {duplicates!r}")
         self.dynamics = dynamics
+        self.duplicates = duplicates
+        self.statistics = statistics
         self.seen = np.zeros(dynamics.correct.shape, dtype=bool)
+        self.step = np.zeros(dynamics.correct.shape[1], dtype=np.int32)
+        self._epoch, self._calls = -1, 0
 
     def record(self, epoch: int, example_ids, logits: torch.Tensor, labels: torch.Tensor) -> None:
         ids = np.asarray(example_ids.cpu() if torch.is_tensor(example_ids) else example_ids, dtype=np.int64)
+        if epoch != self._epoch:
+            self._epoch, self._calls = epoch, 0
         if self.seen[epoch, ids].any() or len(np.unique(ids)) != len(ids):
-            raise RuntimeError(f"example recorded twice in epoch {epoch}: ids {ids[self.seen[epoch, ids]][:5]}")
+            if self.duplicates == "raise":
+                raise RuntimeError(f"example recorded twice in epoch {epoch}: ids {ids[self.seen[epoch, ids]][:5]}")
+            _, first = np.unique(ids, return_index=True)
+            rows = np.sort(first)[~self.seen[epoch, ids[np.sort(first)]]]
+            ids, logits, labels = ids[rows], logits[torch.as_tensor(rows)], labels[torch.as_tensor(rows)]
         self.seen[epoch, ids] = True
-        for name, values in step_statistics(logits, labels).items():
+        self.step[ids] = self._calls
+        self._calls += 1
+        for name, values in self.statistics(logits, labels).items():
             getattr(self.dynamics, name)[epoch, ids] = values.cpu().numpy()
 
     def missing(self, epoch: int) -> np.ndarray:
         """Ids not recorded in an epoch (should be none once the epoch is over)."""
         return np.flatnonzero(~self.seen[epoch])
+
+
+def aggregate_features(stats: dict[str, np.ndarray], example_index: np.ndarray, relevant: np.ndarray, n_examples: int) -> dict[str, np.ndarray]:
+    """One record per example from its features' records of one epoch (the rule for long QA contexts
+    split into several features). An example's relevant features are those marked `relevant` (for QA:
+    the features whose window holds the answer, or all its features when none does). The example is
+    correct iff every relevant feature is; its gold probability and margin are the minimum over its
+    relevant features and its EL2N the maximum: the worst relevant feature speaks for the example."""
+    ex, rel = np.asarray(example_index)[relevant], np.asarray(relevant, dtype=bool)
+    if len(np.unique(ex)) != n_examples:
+        raise ValueError("every example needs at least one relevant feature")
+    out = {"correct": np.ones(n_examples, dtype=bool), "probs": np.full(n_examples, np.inf),
+           "margins": np.full(n_examples, np.inf), "el2n": np.full(n_examples, -np.inf)}
+    np.logical_and.at(out["correct"], ex, stats["correct"][rel].astype(bool))
+    np.minimum.at(out["probs"], ex, stats["probs"][rel].astype(np.float64))
+    np.minimum.at(out["margins"], ex, stats["margins"][rel].astype(np.float64))
+    np.maximum.at(out["el2n"], ex, stats["el2n"][rel].astype(np.float64))
+    return out
+
+
+class FeatureRecorder:
+    """Records per feature when an example has several (QA), and aggregates at each epoch end.
+
+    `features` is a DynamicsRecorder over feature indices: each feature is recorded exactly once per
+    epoch (a feature seen twice raises, as for examples), and DDP gathers it as it gathers examples.
+    `end_epoch(epoch)` writes one record per example into `dynamics` by `aggregate_features`."""
+
+    def __init__(self, dynamics: RunDynamics, example_index: np.ndarray, relevant: np.ndarray, *, statistics=step_statistics):
+        self.dynamics = dynamics
+        self.example_index = np.asarray(example_index, dtype=np.int64)
+        self.relevant = np.asarray(relevant, dtype=bool)
+        self.features = DynamicsRecorder(RunDynamics.empty(dynamics.correct.shape[0], len(self.example_index)), statistics=statistics)
+
+    def record(self, epoch: int, feature_ids, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.features.record(epoch, feature_ids, logits, labels)
+
+    def missing(self, epoch: int) -> np.ndarray:
+        """Features not recorded in an epoch."""
+        return self.features.missing(epoch)
+
+    def end_epoch(self, epoch: int) -> None:
+        per_feature = {k: getattr(self.features.dynamics, k)[epoch] for k in FIELDS}
+        for k, values in aggregate_features(per_feature, self.example_index, self.relevant, self.dynamics.correct.shape[1]).items():
+            getattr(self.dynamics, k)[epoch] = values
 
 
 def stack_runs(runs: list[RunDynamics]) -> dict[str, np.ndarray]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,23 +23,57 @@ def atomic_path(path: str | os.PathLike):
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are meant to be shared
     try:
         yield Path(tmp)
+        _fsync(tmp)  # the bytes reach the disk before the name does
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
+def _fsync(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# What atomic_path leaves behind when the process is killed mid-write: `.{stem}.{8 random}.tmp{suffix}`.
+_STALE_TEMP = re.compile(r"^\..*\.[a-z0-9_]{8}\.tmp(\.[^.]*)?$")
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temporary files of writes that a killed process never finished (call under the
+    folder's lock); the real files beside them are intact. Returns what was removed."""
+    removed = []
+    for p in [*Path(folder).glob(".*"), *Path(folder).glob("*/.*")]:
+        if p.is_file() and _STALE_TEMP.match(p.name):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def ensure_writable(folder: Path) -> None:
     """Create `folder` if needed and check a file can be written there, before any long work starts."""
+    from .errors import HpruneError
+
+    if folder.exists() and not folder.is_dir():
+        raise HpruneError(f"output folder {folder} is a file, not a folder; choose another --out")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / ".write-test"):
             pass
-        (folder / ".write-test").unlink()
+        (folder / ".write-test").unlink(missing_ok=True)  # a second process may have removed it
     except OSError as e:
-        from .errors import HpruneError
+        raise HpruneError(f"output folder {folder} is not writable ({why_not_writable(folder, e)}); choose another --out") from None
 
-        raise HpruneError(f"output folder {folder} is not writable ({e.strerror}); choose another --out") from None
+
+def why_not_writable(path: Path, error: OSError) -> str:
+    """The reason to show for a failed write under `path`: a file standing where a folder must be, or the OS's words."""
+    blocker = next((p for p in Path(path).parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        return f"{blocker} is a file"
+    return error.strerror or str(error)
 
 
 def write_json(path: str | os.PathLike, obj) -> None:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# What classification_metrics returns, in the order tables show them.
+METRICS = ("accuracy", "macro_f1", "mcc")
+
 
 def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef

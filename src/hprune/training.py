@@ -3,6 +3,7 @@ sees each training step's logits together with the batch's example ids (recordin
 forward pass)."""
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -11,6 +12,8 @@ from typing import Callable
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from .distributed import World, all_gather, all_sum, shard_batches
 
 MEGABATCH = 50  # batches per length-sorted pool: long enough to group lengths, short enough to stay random
 
@@ -95,16 +98,32 @@ def fine_tune(
     on_epoch_end: EpochHook | None = None,
     resume: dict | None = None,
     progress: str | None = None,
+    world: World | None = None,
+    task=None,
 ) -> dict:
     """Fine-tune `model` in place. `on_step(epoch, example_idx, logits, labels)` sees every micro-batch;
     `on_epoch_end(epoch, state)` gets the state a resume needs (model, optimizer, scheduler, RNG).
-    Returns timing and loss figures."""
+    Returns timing and loss figures.
+
+    With a distributed `world` (one process per rank, the process group initialized), the model is
+    wrapped in DistributedDataParallel and each rank trains on its share of every epoch's batches
+    (distributed.shard_batches): each optimizer step covers grad_accum x world size batches, and
+    `on_step` sees only this rank's real micro-batches.
+
+    `task` (hprune.tasks; default classification) collates, runs the head and gives the loss: for a
+    multiple-choice or QA head, `features` are its features, `labels` their targets and `example_idx`
+    feature indices."""
     from transformers import get_linear_schedule_with_warmup
 
+    from .tasks.base import Task
+
+    task = task or Task()
+    world = world or World()
     device = next(model.parameters()).device
-    lengths = np.array([len(f["input_ids"]) for f in features])
+    lengths = task.lengths(features)
     labels_t = torch.as_tensor(labels, dtype=torch.long)
-    steps_per_epoch = -(-int(np.ceil(len(features) / config.batch_size)) // config.grad_accum)
+    local_batches = -(-int(np.ceil(len(features) / config.batch_size)) // world.size)
+    steps_per_epoch = -(-local_batches // config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
     groups = [
@@ -118,34 +137,48 @@ def fine_tune(
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
-        torch.set_rng_state(resume["torch_rng"])
+        rng = resume["torch_rng"]
+        torch.set_rng_state(rng[world.rank] if isinstance(rng, list) else rng)  # a list: one state per rank
+        if resume.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(resume["cuda_rng"])  # dropout on a GPU draws from these
         start_epoch = resume["epoch"] + 1
-    model.train()
+    net = model
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        if resume is None:  # each rank its own dropout stream (DDP gives every rank rank 0's weights)
+            torch.manual_seed(int(np.random.SeedSequence([seed, world.rank]).generate_state(1)[0]))
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    net.train()
     losses, started = [], time.perf_counter()
     n_seen = 0
     for epoch in range(start_epoch, config.epochs):
         batches = epoch_batches(lengths, config.batch_size, seed=seed, epoch=epoch, length_grouped=config.length_grouped)
-        bar = tqdm(batches, desc=f"{progress or 'train'} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False, disable=progress is None)
-        epoch_loss = 0.0
-        for k, idx in enumerate(bar):
-            inputs = collate(tokenizer, features, idx, device)
+        steps = shard_batches(batches, config.grad_accum, world)
+        bar = tqdm(steps, desc=f"{progress or 'train'} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                   disable=progress is None or not world.is_main)
+        epoch_loss, epoch_seen = 0.0, 0
+        for idx, numerator, denominator, sync in bar:
+            inputs = task.collate(tokenizer, features, idx, device)
             y = labels_t[idx].to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                logits = model(**inputs).logits
-            loss = torch.nn.functional.cross_entropy(logits.float(), y)
-            if on_step is not None:
-                on_step(epoch, idx, logits, y)
-            # Scale by the micro-batch's share of the accumulated batch so a partial last batch weighs right.
-            group_start = k - k % config.grad_accum
-            group = batches[group_start : group_start + config.grad_accum]
-            (loss * len(idx) / sum(len(b) for b in group)).backward()
-            if (k + 1) % config.grad_accum == 0 or k + 1 == len(batches):
+            with net.no_sync() if world.distributed and not sync else contextlib.nullcontext():
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                    logits = task.forward(net, inputs)
+                loss = task.loss(logits, y)
+                if on_step is not None and numerator:  # numerator 0: a DDP padding step, not recorded
+                    on_step(epoch, idx, logits, y)
+                # Scale by the micro-batch's share of the accumulated batch so a partial last batch weighs right.
+                (loss * numerator / denominator).backward()
+            if sync:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            epoch_loss += loss.item() * len(idx)
-            n_seen += len(idx)
+            if numerator:
+                epoch_loss += loss.item() * len(idx)
+                epoch_seen += len(idx)
+        epoch_loss, epoch_seen = all_sum(world, [epoch_loss, epoch_seen])
+        n_seen += epoch_seen
         losses.append(epoch_loss / len(features))
         if on_epoch_end is not None:
             on_epoch_end(
@@ -154,7 +187,8 @@ def fine_tune(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
+                    "torch_rng": all_gather(world, torch.get_rng_state()) if world.distributed else torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                     "epoch": epoch,
                     "loss": losses[-1],
                 },
@@ -164,18 +198,27 @@ def fine_tune(
 
 
 @torch.no_grad()
-def predict(model, tokenizer, features: list[dict], *, batch_size: int = 128, bf16: bool = False) -> np.ndarray:
-    """Logits for every example, in input order; batches sorted by length so little is padding."""
+def predict(model, tokenizer, features: list[dict], *, batch_size: int = 128, bf16: bool = False, task=None) -> np.ndarray | list:
+    """Logits for every example, in input order; batches sorted by length so little is padding. For a
+    task whose outputs differ in shape per feature (multiple choice, QA), a list of per-feature arrays."""
+    from .tasks.base import Task
+
+    task = task or Task()
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    lengths = np.array([len(f["input_ids"]) for f in features])
+    lengths = task.lengths(features)
     order = np.argsort(-lengths, kind="stable")
-    out = None
+    out = [None] * len(features) if task.ragged else None
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(**collate(tokenizer, features, idx, device)).logits.float().cpu().numpy()
+            batch = task.collate(tokenizer, features, idx, device)
+            logits = task.forward(model, batch).float().cpu().numpy()
+        if task.ragged:
+            for i, row in zip(idx, task.unbatch(logits, batch)):
+                out[i] = row
+            continue
         if out is None:
             out = np.empty((len(features), logits.shape[-1]), dtype=np.float32)
         out[idx] = logits

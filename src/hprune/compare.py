@@ -1,0 +1,175 @@
+"""Phase 2 at equal size: fine-tune the full set, each automatic subset ("hscore") and each baseline at
+that subset's size, with several seeds, and evaluate. Every fine-tune's result is cached under a key of
+everything that determines it, so an interrupted or extended comparison trains only what is missing."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import LabelledData
+from .errors import HpruneError
+from .finetune import train_and_evaluate
+from .io import atomic_path, ensure_writable, read_json, write_json
+from .metrics import METRICS
+from .reports import FULL, summarize, write_report
+from .scoring import check_fingerprint, load_scored_data, load_scoring
+from .subsets import SELECTION_METHODS, find_subset, select, subset_mask
+from .training import TrainConfig
+
+HSCORE = "hscore"
+METHODS = (HSCORE, *SELECTION_METHODS)
+DEFAULT_METHODS = (HSCORE, "random", "ambiguous", "forgetting", "el2n", "aum")
+# Phase 2 wants seeds the scoring runs never used (they use 0..R-1 by default), as the paper does.
+FIRST_SEED = 1000
+RESULTS_FILE, SUMMARY_FILE, COMPARE_FILE, CACHE_DIR = "results.csv", "summary.csv", "compare.json", "cache"
+RESULT_COLUMNS = ["task", "method", "subset", "size", "fraction", "seed", *METRICS, "train_seconds"]
+
+
+@dataclass
+class Job:
+    """One fine-tune of a comparison: which examples (picked by which method), with which seed."""
+
+    method: str
+    subset: str
+    ids: np.ndarray
+    seed: int
+
+
+def phase2_seeds(n: int, scoring_seeds: list[int], first: int | None = None) -> list[int]:
+    """n consecutive seeds from `first`; by default from FIRST_SEED, or past the last scoring seed."""
+    if first is None:
+        first = max(FIRST_SEED, max(scoring_seeds) + 1)
+    return list(range(first, first + n))
+
+
+def plan(scores: pd.DataFrame, subsets: list[dict], *, subset_names: list[str] | None, methods: list[str],
+         seeds: list[int], class_balanced: bool = False) -> tuple[list[Job], list[str]]:
+    """The full set, then every (subset, method) from the largest subset down, each with every seed.
+
+    Without `subset_names`: the paper's family when R = 6, else the whole family. Empty subsets are
+    skipped; the second value says which.
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise HpruneError(f"unknown method {', '.join(map(repr, unknown))}; choose from: {', '.join(METHODS)}")
+    chosen = [find_subset(subsets, n) for n in subset_names] if subset_names else [s for s in subsets if s.get("paper")] or subsets
+    all_ids, h = scores["example_id"].to_numpy(), scores["h_score"].to_numpy()
+    jobs, notes = [Job(FULL, FULL, all_ids, seed) for seed in seeds], []
+    for s in sorted({s["name"]: s for s in chosen}.values(), key=lambda s: -s["size"]):
+        if s["size"] == 0:
+            notes.append(f"subset {s['name']} is empty on this data; skipped")
+            continue
+        for method in methods:
+            for seed in seeds:  # "random" draws a fresh subset per seed; the other methods are deterministic
+                ids = all_ids[subset_mask(h, s["removed_h"])] if method == HSCORE else select(scores, method, s["size"], class_balanced=class_balanced, seed=seed)
+                jobs.append(Job(method, s["name"], ids, seed))
+    return jobs, notes
+
+
+def cache_key(*, fingerprint: str, eval_fingerprint: str, subset: str, method: str, ids: np.ndarray, seed: int,
+              model: str, config: TrainConfig) -> str:
+    """sha256 of everything that determines a fine-tune's result; the example ids in training order."""
+    ids_digest = hashlib.sha256(np.asarray(ids, dtype="<i8").tobytes()).hexdigest()
+    parts = {"fingerprint": fingerprint, "eval_fingerprint": eval_fingerprint, "subset": subset, "method": method,
+             "ids": ids_digest, "seed": seed, "model": model, "config": config.to_dict()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, model: str, config: TrainConfig,
+             cache_dir: Path, task: str, metric: str = "accuracy", threads: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """One results row per job: read from the cache, or fine-tuned and cached at once."""
+    def cache_path(job: Job) -> Path:
+        key = cache_key(fingerprint=train.fingerprint, eval_fingerprint=eval_data.fingerprint, subset=job.subset,
+                        method=job.method, ids=job.ids, seed=job.seed, model=model, config=config)
+        return cache_dir / f"{key}.json"
+
+    paths = [cache_path(j) for j in jobs]
+    n_todo = sum(not p.is_file() for p in paths)
+    print(f"{len(jobs)} fine-tunes: {len(jobs) - n_todo} cached, {n_todo} to train", flush=True)
+    rows, done, started = [], 0, time.perf_counter()
+    for job, path in zip(jobs, paths):
+        if not path.is_file():
+            done += 1
+            label = f"[{done}/{n_todo}] {job.method} {job.subset} seed {job.seed}"
+            metrics = train_and_evaluate(model, train, eval_data, config, seed=job.seed, example_ids=job.ids,
+                                         progress=label if progress else None, threads=threads)
+            write_json(path, {"method": job.method, "subset": job.subset, "seed": job.seed, "model": model,
+                              "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint,
+                              "config": config.to_dict(), "metrics": metrics})
+            eta = (time.perf_counter() - started) / done * (n_todo - done)
+            print(f"{label}: {metrics['train_size']} examples, {metric} {metrics[metric]:.4f}, "
+                  f"{metrics['train_seconds']:.0f} s; ETA {_duration(eta)}", flush=True)
+        m = read_json(path)["metrics"]
+        rows.append({"task": task, "method": job.method, "subset": job.subset, "size": m["train_size"],
+                     "fraction": m["train_size"] / len(train), "seed": job.seed, **{k: m[k] for k in METRICS},
+                     "train_seconds": m["train_seconds"]})
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, config: TrainConfig, train_source: str | None = None,
+            model: str | None = None, subsets: list[str] | None = None, methods: list[str] | None = None,
+            n_seeds: int = 3, first_seed: int | None = None, class_balanced: bool = False, metric: str = "accuracy",
+            task: str | None = None, allow_fingerprint_mismatch: bool = False, threads: int | None = None,
+            progress: bool = True) -> pd.DataFrame:
+    """Run (or complete) a comparison into `out`: results.csv, summary.csv, compare.json and the report.
+
+    `model` defaults to the scoring's model, `methods` to DEFAULT_METHODS, `task` to the scoring folder's
+    name. Returns the summary.
+    """
+    manifest, scores, family = load_scoring(scoring_dir)
+    train = load_scored_data(manifest, train_source)
+    if check_fingerprint(manifest, train, allow_mismatch=allow_fingerprint_mismatch):
+        print(f"warning: {train.source} is not the data that was scored; comparing anyway (--allow-fingerprint-mismatch)", file=sys.stderr)
+    eval_data = load_scored_data(manifest, eval_source, label_names=train.label_names)
+    out = Path(out)
+    ensure_writable(out)
+    model = model or manifest["config"]["model"]
+    methods = list(methods or DEFAULT_METHODS)
+    task = task or Path(scoring_dir).resolve().name
+    seeds = phase2_seeds(n_seeds, manifest["config"]["seeds"], first_seed)
+    jobs, notes = plan(scores, family, subset_names=subsets, methods=methods, seeds=seeds, class_balanced=class_balanced)
+    for note in notes:
+        print(f"note: {note}")
+    results = run_jobs(jobs, train, eval_data, model=model, config=config, cache_dir=out / CACHE_DIR, task=task, metric=metric,
+                       threads=threads, progress=progress)
+    summary = summarize(results)
+    _write_csv(results, out / RESULTS_FILE)
+    _write_csv(summary, out / SUMMARY_FILE)
+    info = {
+        "task": task, "scoring_dir": str(Path(scoring_dir).resolve()), "train_source": train.source, "eval_source": eval_data.source,
+        "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint, "model": model, "config": config.to_dict(),
+        "seeds": seeds, "methods": methods, "subsets": list(dict.fromkeys(j.subset for j in jobs if j.subset != FULL)),
+        "class_balanced": class_balanced, "metric": metric,
+    }
+    write_json(out / COMPARE_FILE, info)
+    write_report(out, results=results, scores=scores, subsets=family, manifest=manifest, info=info, metric=metric)
+    return summary
+
+
+def report(report_dir: str | Path, *, scoring_dir: str | Path | None = None, metric: str | None = None) -> Path:
+    """(Re)write the report of a comparison folder from its results.csv and the scoring folder."""
+    out = Path(report_dir)
+    if not (out / COMPARE_FILE).is_file() or not (out / RESULTS_FILE).is_file():
+        raise HpruneError(f"{out} holds no finished comparison ({COMPARE_FILE}, {RESULTS_FILE}); run `hprune compare --out {out}` first")
+    info = read_json(out / COMPARE_FILE)
+    manifest, scores, subsets = load_scoring(scoring_dir or info["scoring_dir"])
+    return write_report(out, results=pd.read_csv(out / RESULTS_FILE), scores=scores, subsets=subsets, manifest=manifest,
+                        info=info, metric=metric or info["metric"])
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours} h {m:02d} min" if hours else f"{m} min {s:02d} s" if m else f"{s} s"

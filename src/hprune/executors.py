@@ -1,0 +1,83 @@
+"""Running the R scoring runs as Ray tasks (`hprune score --executor ray`). Ray is optional
+(`pip install 'hprune[ray]'`) and imported only here, only when asked for.
+
+On a local Ray (no address) the workers share this machine's disk: each run writes its dynamics
+and resume checkpoints into OUT/dynamics itself, as in-process, so an interrupted scoring resumes.
+On a cluster (`--ray-address`) the workers may not see OUT: they return the arrays and the driver
+writes each run's files as it arrives, so finished runs are kept. Each task sets its torch threads
+to its CPUs; with the same threads, a run's results equal the in-process run's (deterministic CPU).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+from .errors import HpruneError
+from .io import write_json
+from .scoring import RunInputs, finished_run, run_paths, score_run
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise HpruneError("--executor ray needs Ray, which is not installed: pip install 'hprune[ray]'") from None
+    return ray
+
+
+def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = None, cpus_per_run: int | None = None,
+               gpus_per_run: float | None = None, progress: bool = True) -> list:
+    """(dynamics, info) of every run, in run order; finished runs in `out` are loaded, not dispatched."""
+    ray = import_ray()
+    cfg = inputs.config
+    cpus = cpus_per_run or 1
+    results = {r: finished_run(out, r, cfg.train.epochs) for r in range(cfg.runs)}
+    todo = [r for r, done in results.items() if done is None]
+    if not todo:
+        return [results[r] for r in range(cfg.runs)]
+    started_here = not ray.is_initialized()
+    if started_here:
+        _init(ray, address, cpus)
+    worker_out = out if address is None else None  # a cluster's workers may not see this disk
+    try:
+        shared = ray.put(dataclasses.replace(inputs, progress=False))
+        task = ray.remote(score_run).options(num_cpus=cpus, num_gpus=gpus_per_run or 0, max_retries=0)
+        pending = {task.remote(shared, r, worker_out, threads=cpus): r for r in todo}
+        t0 = time.perf_counter()
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            r = pending.pop(ready[0])
+            try:
+                results[r] = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as e:
+                cause = getattr(e, "cause", None)
+                raise (cause if isinstance(cause, HpruneError) else RuntimeError(f"scoring run {r} failed on Ray:\n{e}")) from None
+            if out is not None and worker_out is None:
+                _save_run(out, r, *results[r])
+            if progress:
+                print(f"run {r + 1}/{cfg.runs} done on Ray ({time.perf_counter() - t0:.0f} s, {len(pending)} left)", flush=True)
+    finally:
+        if started_here:
+            ray.shutdown()
+    return [results[r] for r in range(cfg.runs)]
+
+
+def _init(ray, address: str | None, cpus_per_run: int) -> None:
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "warning", "configure_logging": False}
+    if address:
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise HpruneError(f"could not connect to the Ray cluster at {address} ({str(e).splitlines()[0][:200]}); "
+                              "check --ray-address (e.g. ray://HOST:10001 or auto)") from None
+    else:
+        # A new local Ray with this machine's cores, never one found by address autodetection.
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, cpus_per_run), **quiet)
+
+
+def _save_run(out: Path, r: int, dyn, info: dict) -> None:
+    paths = run_paths(out, r)
+    write_json(paths["json"], info)
+    dyn.save(paths["npz"])

@@ -1,0 +1,122 @@
+"""What a task kind supplies so that training, recording and scoring stay generic.
+
+A task adapter turns the user's rows into examples, encodes them into features (one per example, or
+several for a long QA context: each feature knows its example), collates a batch, runs the matching
+head, and turns a training step's logits into per-feature statistics (correct, gold probability,
+margin, EL2N). Scores are per example: features are aggregated to one record per example per epoch
+(dynamics.FeatureRecorder). Evaluation metrics are the task's own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..dynamics import step_statistics
+from ..training import collate, predict
+
+MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass
+class TaskData:
+    """A multiple-choice or extractive-QA dataset as the user gave it, plus its parsed examples.
+
+    It answers what the rest of hprune asks of `data.LabelledData`: rows and records for a faithful
+    export, `labels`/`label_names` for the per-class tables (the gold choice index; answerable or not),
+    a fingerprint of the content trained on, and the column names for the manifest."""
+
+    task_type: str
+    source: str
+    frame: pd.DataFrame  # the user's rows and columns, unchanged
+    records: list[dict] | None  # the parsed JSON objects, for a byte-faithful JSONL export
+    examples: list  # task-specific parsed examples, one per row
+    labels: np.ndarray  # per-class table label of each example: an index into label_names
+    label_names: list[str]
+    fingerprint: str
+    text_column: str | None = None
+    pair_column: str | None = None
+    label_column: str | None = None
+
+    @property
+    def example_ids(self) -> np.ndarray:
+        return np.arange(len(self.examples), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+@dataclass
+class Encoded:
+    """Encoded examples: model-ready features (unpadded) with their training targets.
+
+    `example_index[f]` is the position (0..n_examples-1, in the order of the encoded ids) of feature
+    f's example. `relevant` marks the features whose verdict counts for their example when an example
+    has several (None: one feature per example). `offsets` (QA) map each feature's tokens back to
+    characters of the context, -1 outside it."""
+
+    features: list[dict]
+    targets: np.ndarray
+    example_index: np.ndarray
+    n_examples: int
+    relevant: np.ndarray | None = None
+    offsets: list[np.ndarray] | None = None
+
+    @property
+    def grouped(self) -> bool:
+        return self.relevant is not None
+
+    @classmethod
+    def one_per_example(cls, features: list[dict], targets) -> "Encoded":
+        n = len(features)
+        return cls(features=features, targets=np.asarray(targets), example_index=np.arange(n), n_examples=n)
+
+
+class Task:
+    """The classification behaviour; other kinds override what differs."""
+
+    name = "classification"
+    head = "AutoModelForSequenceClassification"
+    metrics: tuple[str, ...] = ("accuracy", "macro_f1", "mcc")
+    default_metric = "accuracy"
+    eval_metric = "accuracy"  # the per-epoch evaluation figure of the learning report
+    ragged = False  # per-feature outputs of different shapes (predict returns a list)
+
+    # ---- data ----
+    def load(self, source: str, **kw):
+        raise NotImplementedError
+
+    def encode(self, tokenizer, data, max_length: int, ids: np.ndarray | None = None) -> Encoded:
+        raise NotImplementedError
+
+    def baseline(self, data) -> tuple[float, str] | None:
+        """The training accuracy a trivial predictor gets, and its name; None: the majority class."""
+        return None
+
+    # ---- training ----
+    def lengths(self, features: list[dict]) -> np.ndarray:
+        return np.array([len(f["input_ids"]) for f in features])
+
+    def collate(self, tokenizer, features: list[dict], indices: np.ndarray, device) -> dict[str, torch.Tensor]:
+        return collate(tokenizer, features, indices, device)
+
+    def forward(self, net, inputs: dict) -> torch.Tensor:
+        return net(**inputs).logits
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(logits.float(), targets)
+
+    def statistics(self, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        return step_statistics(logits, targets)
+
+    def unbatch(self, logits: np.ndarray, inputs: dict) -> list[np.ndarray]:
+        """Per-feature outputs of a batch (ragged tasks only)."""
+        raise NotImplementedError
+
+    # ---- evaluation ----
+    def evaluate(self, model, tokenizer, data, encoded: Encoded, *, bf16: bool = False) -> dict[str, float]:
+        from ..metrics import classification_metrics
+
+        return classification_metrics(encoded.targets, predict(model, tokenizer, encoded.features, bf16=bf16, task=self))

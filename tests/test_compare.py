@@ -1,0 +1,144 @@
+"""`hprune compare`: the cache key, the plan at equal size, and end to end on a slice of real TREC with a
+tiny random BERT (scored, compared, repeated from the cache, extended by a seed)."""
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import trec_files
+from hprune import compare as compare_module
+from hprune.cli import main
+from hprune.compare import cache_key, phase2_seeds, plan
+from hprune.errors import HpruneError
+from hprune.scores import random_order
+from hprune.subsets import describe_subsets
+from hprune.training import TrainConfig
+
+BASE = dict(fingerprint="a" * 16, eval_fingerprint="b" * 16, subset="winning-ticket", method="random",
+            ids=np.arange(10), seed=1000, model="minilm", config=TrainConfig())
+
+
+def _changed(value):
+    return not value if isinstance(value, bool) else value * 2 + 1
+
+
+CHANGES = {
+    "fingerprint": {"fingerprint": "c" * 16}, "eval_fingerprint": {"eval_fingerprint": "c" * 16}, "subset": {"subset": "0126"},
+    "method": {"method": "ambiguous"}, "other ids": {"ids": np.arange(1, 11)}, "ids reordered": {"ids": np.arange(10)[::-1]},
+    "seed": {"seed": 1001}, "model": {"model": "other"},
+    **{f"config.{f.name}": {"config": dataclasses.replace(TrainConfig(), **{f.name: _changed(getattr(TrainConfig(), f.name))})}
+       for f in dataclasses.fields(TrainConfig)},
+}
+
+
+@pytest.mark.parametrize("change", CHANGES.values(), ids=CHANGES.keys())
+def test_cache_key_changes_with_every_input(change):
+    assert cache_key(**BASE) == cache_key(**{**BASE, "ids": np.arange(10).tolist()})  # stable, whatever the container
+    assert cache_key(**{**BASE, **change}) != cache_key(**BASE)
+
+
+def test_phase2_seeds_avoid_the_scoring_seeds():
+    assert phase2_seeds(3, [0, 1, 2, 3, 4, 5]) == [1000, 1001, 1002]
+    assert phase2_seeds(2, [998, 999, 1000]) == [1001, 1002]
+    assert phase2_seeds(2, [0], first=7) == [7, 8]
+
+
+def _scores(n=90):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, n)
+    h = rng.choice([0, 2, 3], n)  # nobody at H = 1: subset 023 (which keeps H = 1 only) is empty
+    return pd.DataFrame({
+        "example_id": np.arange(n), "label": [f"c{k}" for k in labels], "label_id": labels, "h_score": h,
+        "confidence": rng.random(n), "variability": rng.random(n), "forgetting": rng.random(n), "el2n": rng.random(n),
+        "aum": rng.normal(size=n), "random_order": random_order(n, seed=0),
+    })
+
+
+def test_plan_compares_at_equal_size_and_skips_empty_subsets():
+    scores = _scores()
+    subsets = describe_subsets(scores, 3)
+    jobs, notes = plan(scores, subsets, subset_names=None, methods=["hscore", "random", "el2n"], seeds=[1000, 1001])
+    sizes = {s["name"]: s["size"] for s in subsets}
+    assert [j.subset for j in jobs[:2]] == ["full", "full"] and all(len(j.ids) == 90 for j in jobs[:2])
+    for job in jobs[2:]:
+        assert len(job.ids) == len(set(job.ids)) == sizes[job.subset] > 0
+    wt = [j for j in jobs if j.subset == "winning-ticket" and j.method == "hscore"][0]
+    assert set(wt.ids) == set(scores["example_id"][scores["h_score"].between(1, 2)])
+    assert notes == ["subset 023 is empty on this data; skipped"] and not any(j.subset == "023" for j in jobs)
+    with pytest.raises(HpruneError, match="unknown method 'nope'"):
+        plan(scores, subsets, subset_names=None, methods=["nope"], seeds=[1])
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory, tiny_bert):
+    tmp = tmp_path_factory.mktemp("compare")
+    train, evalf = trec_files(tmp, 120, 50)
+    scoring = tmp / "trec"
+    # One thread: on a shared 2-core machine, two threads per tiny fine-tune ran 10-50x slower.
+    common = ["--model", tiny_bert, "--epochs", "1", "--lr", "1e-3", "--batch-size", "32", "--threads", "1", "--quiet"]
+    assert main(["score", "--train", str(train), "--runs", "3", "--out", str(scoring), *common]) == 0
+    out = tmp / "report"
+
+    def args(*extra, seeds=2):
+        return ["compare", str(scoring), "--eval", str(evalf), "--subsets", "winning-ticket", "--methods", "hscore,random",
+                "--seeds", str(seeds), *common, *extra]
+
+    assert main(args("--out", str(out))) == 0
+    return {"tmp": tmp, "train": train, "scoring": scoring, "out": out, "args": args}
+
+
+def test_compare_writes_results_at_equal_size(compared):
+    out = compared["out"]
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.columns) == ["task", "method", "subset", "size", "fraction", "seed", "accuracy", "macro_f1", "mcc", "train_seconds"]
+    assert len(results) == 2 * (1 + 2)  # seeds x (full + one subset x two methods)
+    wt_size = json.loads((compared["scoring"] / "subsets.json").read_text())[0]["size"]
+    for method, group in results.groupby("method"):
+        assert group["size"].tolist() == [120 if method == "full" else wt_size] * 2
+        assert group["seed"].tolist() == [1000, 1001]
+    assert (results["task"] == "trec").all() and results["accuracy"].between(0, 1).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary[["method", "subset"]].values.tolist() == [["full", "full"], ["hscore", "winning-ticket"], ["random", "winning-ticket"]]
+    assert (summary["seeds"] == 2).all()
+    assert len(list((out / "cache").glob("*.json"))) == 6
+    for name in ("report.md", "report.html", "tradeoff.png", "h_histogram.png", "data_map.png", "compare.json"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_repeating_compare_trains_nothing(compared, monkeypatch, capsys):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached fine-tune was trained again")
+
+    cache = sorted((compared["out"] / "cache").glob("*.json"))
+    before = [p.stat().st_mtime_ns for p in cache]
+    monkeypatch.setattr(compare_module, "train_and_evaluate", no_training)
+    assert main(compared["args"]("--out", str(compared["out"]))) == 0
+    assert "6 cached, 0 to train" in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in cache] == before
+
+
+def test_extending_compare_trains_only_what_is_missing(compared, monkeypatch, capsys):
+    calls = []
+    real = compare_module.train_and_evaluate
+    monkeypatch.setattr(compare_module, "train_and_evaluate", lambda *a, **kw: calls.append(kw["seed"]) or real(*a, **kw))
+    assert main(compared["args"]("--out", str(compared["out"]), seeds=3)) == 0
+    assert calls == [1002] * 3 and "6 cached, 3 to train" in capsys.readouterr().out
+    assert len(pd.read_csv(compared["out"] / "results.csv")) == 3 * 3
+
+
+def test_compare_refuses_a_reordered_training_file(compared):
+    lines = compared["train"].read_text().splitlines()
+    reordered = compared["tmp"] / "reordered.jsonl"
+    reordered.write_text("\n".join(lines[1:] + lines[:1]) + "\n")
+    out = compared["tmp"] / "never"
+    assert main(compared["args"]("--out", str(out), "--train", str(reordered))) == 2
+    assert not (out / "cache").exists()
+
+
+def test_report_command_regenerates_the_report(compared):
+    (compared["out"] / "report.html").unlink()
+    assert main(["report", str(compared["out"]), "--metric", "mcc"]) == 0
+    assert (compared["out"] / "report.html").is_file()
+    assert "## Size–MCC trade-off" in (compared["out"] / "report.md").read_text()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
+import gc
 import os
 import platform
 import resource
@@ -20,6 +22,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator  # noqa: E402
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, default_data_collator  # noqa: E402
 
 from hprune import load_data  # noqa: E402
 from hprune.defaults import train_config  # noqa: E402
@@ -47,6 +50,8 @@ HF_LOOP, HPRUNE_FP32, HPRUNE_BF16 = "transformers.Trainer (pad 128, fp32)", "hpr
 class Sizes:
     hf_steps: int  # transformers.Trainer steps per measurement (batch 32, padded to 128)
     hprune_steps: int  # hprune steps per measurement (at the default batch size for the task)
+    bf16_steps: int  # the same with --bf16 (much slower on CPUs without native bf16 matrix units)
+    bf16_tasks: tuple[str, ...]  # the tasks that get a --bf16 row
     repeats: int  # measurements per variant, in alternating order; the median is reported
     overhead_steps: int  # SST-2 steps per recording on/off run
     overhead_pairs: int  # on/off pairs, interleaved on-off-off-on-...
@@ -54,21 +59,29 @@ class Sizes:
     extras_steps: int  # steps per --extras measurement
 
 
-QUICK = Sizes(hf_steps=4, hprune_steps=12, repeats=1, overhead_steps=16, overhead_pairs=3, matmul_n=1536, extras_steps=10)
-FULL = Sizes(hf_steps=12, hprune_steps=60, repeats=3, overhead_steps=60, overhead_pairs=6, matmul_n=3072, extras_steps=30)
+QUICK = Sizes(hf_steps=3, hprune_steps=10, bf16_steps=2, bf16_tasks=("sst2",), repeats=1, overhead_steps=12, overhead_pairs=2, matmul_n=1024, extras_steps=8)
+FULL = Sizes(hf_steps=10, hprune_steps=60, bf16_steps=12, bf16_tasks=TASKS, repeats=3, overhead_steps=60, overhead_pairs=4, matmul_n=2048, extras_steps=30)
 
 
 # ---------------------------------------------------------------- measuring
 def reset_peak_rss() -> None:
-    """Reset the kernel's resident-set high-water mark (and with it ru_maxrss), so each row gets its own peak."""
+    """Hand freed heap back to the OS and reset the kernel's resident-set high-water mark (and with it
+    ru_maxrss), so that each measurement gets its own peak rather than the process's so far."""
+    gc.collect()
     try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
-        pass  # not Linux or not allowed: peaks then accumulate over the process
+        pass  # not Linux/glibc or not allowed: peaks then accumulate over the process
 
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
 
 
 @dataclass
@@ -128,16 +141,20 @@ class TrainerClock(TrainerCallback):
             getattr(s, field).append(value)
 
 
-def matmul_peak(dtype: torch.dtype, n: int, repeats: int = 5) -> float:
-    """Best FLOP/s of an n x n @ n x n torch.matmul (2 n^3 FLOPs) over `repeats` timed calls."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    torch.matmul(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - started)
-    return 2 * n**3 / best
+def matmul_peak(n: int, repeats: int = 5, seconds: float = 3.0) -> dict[str, float]:
+    """Best FLOP/s of an n x n @ n x n torch.matmul (2 n^3 FLOPs) in fp32 and bf16, over `repeats` timed
+    calls or `seconds` per dtype, whichever ends first (bf16 crawls on CPUs without bf16 units)."""
+    peaks = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+        torch.matmul(a, b)  # warm-up
+        times, deadline = [], time.perf_counter() + seconds
+        while len(times) < repeats and time.perf_counter() < deadline:
+            started = time.perf_counter()
+            torch.matmul(a, b)
+            times.append(time.perf_counter() - started)
+        peaks[name] = 2 * n**3 / min(times)
+    return peaks
 
 
 def non_embedding_parameters(model) -> int:
@@ -179,11 +196,13 @@ class TaskBench:
         encoded = self.tokenizer(self.texts[:n], pairs, padding="max_length", max_length=HF_GLUE["max_length"], truncation=True)
         dataset = Dataset.from_dict({**encoded, "label": self.labels[:n].tolist()})
         clock = TrainerClock(HF_GLUE["batch_size"], HF_GLUE["max_length"], float(self.lengths[:n].mean()))
-        with tempfile.TemporaryDirectory() as out:
+        with tempfile.TemporaryDirectory() as out, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pin_memory.*")  # a default that does nothing on a CPU
             args = TrainingArguments(output_dir=out, per_device_train_batch_size=HF_GLUE["batch_size"], learning_rate=HF_GLUE["lr"],
                                      max_steps=steps, save_strategy="no", report_to="none", disable_tqdm=True, seed=0)
             trainer = Trainer(model=self.fresh_model(), args=args, train_dataset=dataset, processing_class=self.tokenizer,
                               data_collator=default_data_collator, callbacks=[clock])
+            trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
             trainer.train()
         return clock.steps
 
@@ -206,33 +225,43 @@ class Row:
     real_tokens_per_step: float
     padded_tokens_per_step: float
     tflops: float  # 6 x non-embedding parameters x padded tokens / second
-    peak_fraction: float  # of the matmul peak in the loop's compute dtype
+    useful_tflops: float  # the same with real (non-padding) tokens
+    peak_fraction: float  # tflops over the best matmul peak of either dtype
     peak_rss_mib: float
+    start_rss_mib: float
 
 
-def measure(bench: TaskBench, sizes: Sizes, peaks: dict[str, float]) -> list[Row]:
-    """The three loops on one task, each measured `repeats` times in alternating order; medians."""
+def measure(bench: TaskBench, sizes: Sizes) -> dict[str, list[tuple[Steps, float, float]]]:
+    """The three loops on one task, each measured `repeats` times in alternating order: for every
+    measurement its steps, peak RSS and RSS at its start."""
     variants = {
-        HF_LOOP: (lambda: bench.hf_trainer(sizes.hf_steps), HF_GLUE["batch_size"], "fp32"),
-        HPRUNE_FP32: (lambda: bench.hprune(sizes.hprune_steps).steps, bench.config.batch_size, "fp32"),
-        HPRUNE_BF16: (lambda: bench.hprune(sizes.hprune_steps, bf16=True).steps, bench.config.batch_size, "bf16"),
+        HF_LOOP: lambda: bench.hf_trainer(sizes.hf_steps),
+        HPRUNE_FP32: lambda: bench.hprune(sizes.hprune_steps).steps,
+        HPRUNE_BF16: lambda: bench.hprune(sizes.bf16_steps, bf16=True).steps,
     }
-    results: dict[str, list[tuple[Steps, float]]] = {name: [] for name in variants}
+    if bench.task not in sizes.bf16_tasks:
+        del variants[HPRUNE_BF16]
+    results: dict[str, list[tuple[Steps, float, float]]] = {name: [] for name in variants}
     for repeat in range(sizes.repeats):
         for name in list(variants)[:: 1 if repeat % 2 == 0 else -1]:
             reset_peak_rss()
-            steps = variants[name][0]()
-            results[name].append((steps, peak_rss_mib()))
+            start = rss_mib()
+            steps = variants[name]()
+            results[name].append((steps, peak_rss_mib(), start))
+    return results
+
+
+def summarize(bench: TaskBench, results: dict[str, list[tuple[Steps, float, float]]], peak: float) -> list[Row]:
+    """A row per loop: median rates over the measurements; tokens per step over all of them."""
     rows = []
-    for name, (_, batch, dtype) in variants.items():
-        runs = [steps for steps, _ in results[name]]
-        rate = statistics.median(s.total("examples") / s.seconds for s in runs)
-        padded_rate = statistics.median(s.total("padded_tokens") / s.seconds for s in runs)
-        steps_counted = sum(len(s.stamps) - 1 for s in runs)
-        flops = 6 * bench.params * padded_rate
-        rows.append(Row(bench.task, name, batch, rate, sum(s.total("real_tokens") for s in runs) / steps_counted,
-                        sum(s.total("padded_tokens") for s in runs) / steps_counted, flops / 1e12, flops / peaks[dtype],
-                        max(rss for _, rss in results[name])))
+    for name, measured in results.items():
+        runs = [steps for steps, _, _ in measured]
+        rate = {f: statistics.median(s.total(f) / s.seconds for s in runs) for f in ("examples", "real_tokens", "padded_tokens")}
+        counted = sum(len(s.stamps) - 1 for s in runs)
+        per_step = {f: sum(s.total(f) for s in runs) / counted for f in ("examples", "real_tokens", "padded_tokens")}
+        flops, useful = (6 * bench.params * rate[f] for f in ("padded_tokens", "real_tokens"))
+        rows.append(Row(bench.task, name, round(per_step["examples"]), rate["examples"], per_step["real_tokens"], per_step["padded_tokens"],
+                        flops / 1e12, useful / 1e12, flops / peak, max(m[1] for m in measured), min(m[2] for m in measured)))
     return rows
 
 
@@ -315,28 +344,38 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small samples and few steps (< 2 minutes on an idle 2-core machine)")
     parser.add_argument("--extras", action="store_true", help="also check torch threads, torch.compile and the eval batch size")
     parser.add_argument("--data", type=Path, default=DATA, help=f"folder with <task>/train.jsonl (default {DATA})")
+    parser.add_argument("--threads", type=int, help="torch threads for every loop (default: torch's, one per core)")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
+    if args.threads:
+        torch.set_num_threads(args.threads)
     started = time.perf_counter()
     print(f"machine: {machine()}")
 
-    peaks = {"fp32": matmul_peak(torch.float32, sizes.matmul_n), "bf16": matmul_peak(torch.bfloat16, sizes.matmul_n)}
-    print(f"matmul peak (n={sizes.matmul_n}, best of 5): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
-    benches, rows = {}, []
+    print(f"RSS after imports: {rss_mib():.0f} MiB", flush=True)
+    peaks = [matmul_peak(sizes.matmul_n)]
+    benches, measured = {}, {}
     for task in TASKS:
         sample = max(sizes.hf_steps * HF_GLUE["batch_size"], sizes.hprune_steps * 32, sizes.overhead_steps * 32)
         benches[task] = TaskBench(task, sample, args.data)
-        rows += measure(benches[task], sizes, peaks)
+        measured[task] = measure(benches[task], sizes)
         print(f"{task}: measured ({time.perf_counter() - started:.0f} s so far)", flush=True)
     overhead = recording_overhead(benches["sst2"], sizes)
     stored = dynamics_bytes(overhead["dynamics"])
+    peaks.append(matmul_peak(sizes.matmul_n))  # at the start and at the end: the load on a shared machine varies
+    peak = {dtype: max(p[dtype] for p in peaks) for dtype in ("fp32", "bf16")}
+    rows = [row for task in TASKS for row in summarize(benches[task], measured[task], max(peak.values()))]
 
-    print()
-    print(table(["task", "loop", "batch", "examples/s", "real / padded tokens per step", "TFLOP/s (padded)", "of matmul peak", "peak RSS MiB"],
+    print(f"matmul peak (n={sizes.matmul_n}, best of up to 5 calls, at the start and at the end): fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, "
+          f"bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s\n")
+    print(table(["task", "loop", "batch", "examples/s", "real / padded tokens per step", "TFLOP/s padded (real)", "of matmul peak",
+                 "peak RSS MiB (at start)"],
                 [[r.task, r.loop, r.batch, f"{r.examples_per_s:.1f}", f"{r.real_tokens_per_step:.0f} / {r.padded_tokens_per_step:.0f}",
-                  f"{r.tflops:.3f}", f"{100 * r.peak_fraction:.1f}%", f"{r.peak_rss_mib:.0f}"] for r in rows]))
-    print(f"\nFLOPs = 6 x {benches['sst2'].params / 1e6:.1f}M non-embedding parameters x padded tokens (attention's own FLOPs not counted); "
-          f"fraction of the fp32 matmul peak for fp32 rows, of the bf16 peak for --bf16 rows.")
+                  f"{r.tflops:.3f} ({r.useful_tflops:.3f})", f"{100 * r.peak_fraction:.1f}%", f"{r.peak_rss_mib:.0f} ({r.start_rss_mib:.0f})"]
+                 for r in rows]))
+    print(f"\nFLOPs = 6 x {benches['sst2'].params / 1e6:.1f}M non-embedding parameters x tokens: padded tokens (what was computed), in "
+          f"brackets real tokens (what was useful); attention's own FLOPs are not counted. 'of matmul peak' = padded FLOP/s over the best "
+          f"matmul peak of either dtype. Rates are medians over {sizes.repeats} measurement(s), the first step of each left out.")
     print(f"recording overhead (sst2, batch {benches['sst2'].config.batch_size}, median step {overhead['step_ms']:.0f} ms): "
           f"paired on/off median {overhead['median_pct']:+.2f}% of step time (IQR {overhead['iqr_pct']:.1f} points, {overhead['pairs']} step pairs); "
           f"time inside DynamicsRecorder.record {overhead['direct_pct']:.2f}% of step time")
@@ -353,7 +392,9 @@ def main() -> None:
           f"{'fits' if hours < SST2_PROTOCOL['budget_hours'] else 'does NOT fit'} under {SST2_PROTOCOL['budget_hours']:.0f} hours")
     if args.extras:
         print("\n" + table(["extra check", "result"], [list(x) for x in extras(benches["sst2"], args.data, sizes)]))
-    print(f"\nwall time {time.perf_counter() - started:.0f} s, process peak RSS {peak_rss_mib():.0f} MiB since the last reset")
+    cpu = os.times()
+    print(f"\nwall time {time.perf_counter() - started:.0f} s, CPU time {cpu.user + cpu.system:.0f} s (on an idle machine the wall time "
+          f"is about CPU time / {os.cpu_count()} or more)")
     speedup = {task: rate[task, HPRUNE_FP32] / rate[task, HF_LOOP] for task in TASKS}
     print(f"sst2 speedup_vs_hf_trainer={speedup['sst2']:.2f} rte speedup_vs_hf_trainer={speedup['rte']:.2f} "
           f"recording_overhead_pct={overhead['median_pct']:.2f}")

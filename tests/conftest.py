@@ -59,3 +59,15 @@ def classifier_without_dropout(model: str, label_names: list[str], seed: int = 0
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
     return tokenizer, net
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on a shared machine: one torch thread for a module (two ran many times slower here
+    under load), restored after it. Opt in: `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

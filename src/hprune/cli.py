@@ -50,7 +50,11 @@ def _number(low: float, high: float = math.inf, *, low_open: bool = False, high_
 
 
 def _add_data_options(p) -> None:
+    from .tasks import TASK_TYPES
+
     g = p.add_argument_group("data columns (detected when not given)")
+    g.add_argument("--task-type", choices=TASK_TYPES, help="the task kind (default: detected: a 'choices' list column is multiple-choice; "
+                   "'context', 'question' and SQuAD-style 'answers' are extractive-qa; else classification; README: Task types)")
     g.add_argument("--text-column", help="column with the text (default: text, sentence, or the first of a pair)")
     g.add_argument("--text-pair-column", help="column with the second text of a pair task")
     g.add_argument("--label-column", help="column with the label (default: label)")
@@ -59,13 +63,13 @@ def _add_data_options(p) -> None:
 def _add_training_options(p) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--model", default="minilm", help="'minilm' (offline all-MiniLM-L6-v2), 'smollm2' (offline SmolLM2-135M, README: Decoder models), a checkpoint folder, a .gguf file, or a hub name")
-    g.add_argument("--epochs", type=_positive_int, help="epochs per fine-tune (default 3)")
+    g.add_argument("--epochs", type=_positive_int, help="epochs per fine-tune (default 3; extractive QA: 2)")
     g.add_argument("--lr", type=_number(0, low_open=True), help="peak learning rate (default 1e-4 for models under 100M parameters, else 2e-5; --paper-settings: 2e-5)")
     g.add_argument("--batch-size", type=_positive_int, help="examples per micro-batch (default 16 below 20,000 training examples, else 32; --paper-settings: 32)")
     g.add_argument("--grad-accum", type=_positive_int, help="micro-batches per optimizer step (default 1)")
     g.add_argument("--warmup-ratio", type=_number(0, 1), help="share of steps with linear warm-up (default 0.06; --paper-settings: 0)")
     g.add_argument("--weight-decay", type=_number(0), help="AdamW weight decay (default 0.01)")
-    g.add_argument("--max-length", type=_positive_int, help="truncate inputs to this many tokens (default 128)")
+    g.add_argument("--max-length", type=_positive_int, help="truncate inputs to this many tokens (default 128; extractive QA: 384, longer contexts are split into overlapping windows)")
     g.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast (faster on CPUs with avx512_bf16 and on GPUs)")
     g.add_argument("--no-length-grouping", dest="length_grouped", action="store_false", default=None, help="random batches instead of length-grouped ones")
     g.add_argument("--paper-settings", action="store_true", help="the paper's hyper-parameters (lr 2e-5, batch 32, no warm-up) for faithful reproduction")
@@ -73,21 +77,27 @@ def _add_training_options(p) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _train_config(args, n_examples: int):
-    """Hyper-parameters: the user's options over defaults that depend on the model and the full training set's size."""
+def _train_config(args, n_examples: int, task_type: str | None = None):
+    """Hyper-parameters: the user's options over defaults that depend on the model, the task kind and the
+    full training set's size."""
     from .defaults import train_config
 
     return train_config(
-        paper_settings=args.paper_settings, n_examples=n_examples, model=args.model, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        paper_settings=args.paper_settings, n_examples=n_examples, model=args.model, task_type=task_type, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         grad_accum=args.grad_accum, warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
         max_length=args.max_length, bf16=args.bf16, length_grouped=args.length_grouped,
     )
 
 
-def _load(args, source, **kw):
-    from .data import load_data
+def _load(args, source, like=None, **kw):
+    """Data of any task kind; `like`: the training data, whose kind (and label map) an evaluation file takes."""
+    from .tasks import load_task_data, task_of
 
-    return load_data(source, text_column=args.text_column, pair_column=args.text_pair_column, label_column=args.label_column, **kw)
+    task_type = task_of(like).name if like is not None else args.task_type
+    if like is not None:
+        kw["label_names"] = like.label_names
+    return load_task_data(source, task_type=task_type, text_column=args.text_column, pair_column=args.text_pair_column,
+                          label_column=args.label_column, **kw)
 
 
 def cmd_score(args) -> int:
@@ -95,9 +105,11 @@ def cmd_score(args) -> int:
     from .diagnostics import format_learning_report
     from .scoring import HScorer, ScoreConfig
 
+    from .tasks import task_of
+
     train = _load(args, args.train)
-    eval_data = _load(args, args.eval, label_names=train.label_names) if args.eval else None
-    config = ScoreConfig(model=args.model, runs=args.runs, seed=args.seed, train=_train_config(args, len(train)))
+    eval_data = _load(args, args.eval, like=train) if args.eval else None
+    config = ScoreConfig(model=args.model, runs=args.runs, seed=args.seed, train=_train_config(args, len(train), task_of(train).name))
     scorer = HScorer(config, out_dir=args.out, progress=not args.quiet, threads=args.threads, executor=args.executor,
                      ray_address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run).fit(train, eval_data)
     if not scorer.world_.is_main:  # under torchrun / accelerate launch, rank 0 reports
@@ -170,8 +182,11 @@ def cmd_train(args) -> int:
     from .models import check_model
 
     out = Path(args.out)
+    from .reports import METRIC_LABELS
+    from .tasks import task_of
+
     train = _load(args, args.train)
-    eval_data = _load(args, args.eval, label_names=train.label_names)
+    eval_data = _load(args, args.eval, like=train)
     ids, subset_name = None, "full"
     if args.subset:
         scoring_dir, _, name = args.subset.rpartition(":")
@@ -181,7 +196,8 @@ def cmd_train(args) -> int:
         subset_name = subset["name"]
         if len(ids) == 0:
             raise HpruneError(f"subset {subset_name} of {scoring_dir} is empty; pick a larger one from `hprune subsets {scoring_dir}`")
-    config = _train_config(args, len(train))
+    task = task_of(train)
+    config = _train_config(args, len(train), task.name)
     check_model(args.model, max_length=config.max_length)
     ensure_writable(out)  # only now, so that a bad input leaves nothing behind
     metrics = train_and_evaluate(args.model, train, eval_data, config, seed=args.seed, example_ids=ids,
@@ -189,8 +205,9 @@ def cmd_train(args) -> int:
     result = {"subset": subset_name, "model": args.model, "seed": args.seed, "train_source": args.train, "eval_source": args.eval,
               "fingerprint": train.fingerprint, "config": config.to_dict(), "metrics": metrics}
     write_json(out / "metrics.json", result)
-    print(f"{subset_name}: {len(ids) if ids is not None else len(train)} examples, accuracy {metrics['accuracy']:.4f}, "
-          f"macro F1 {metrics['macro_f1']:.4f}, MCC {metrics['mcc']:.4f}, trained in {metrics['train_seconds']:.0f} s -> {out / 'metrics.json'}")
+    scores = ", ".join(f"{METRIC_LABELS[m]} {metrics[m]:.4f}" for m in task.metrics)
+    print(f"{subset_name}: {len(ids) if ids is not None else len(train)} examples, {scores}, "
+          f"trained in {metrics['train_seconds']:.0f} s -> {out / 'metrics.json'}")
     return 0
 
 
@@ -199,18 +216,21 @@ def _comma_list(text: str) -> list[str]:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare
+    from .compare import check_metric, compare
     from .reports import format_summary
     from .scoring import load_scoring
 
-    n_scored = load_scoring(args.dir)[0]["n_examples"]  # defaults follow the full set, as for the scoring
+    manifest = load_scoring(args.dir)[0]
+    task_type = manifest.get("task_type")
+    metric = check_metric(task_type, args.metric)
+    n_scored = manifest["n_examples"]  # defaults follow the full set, as for the scoring
     summary = compare(
-        args.dir, args.eval, out=args.out, config=_train_config(args, n_scored), train_source=args.train, model=args.model,
+        args.dir, args.eval, out=args.out, config=_train_config(args, n_scored, task_type), train_source=args.train, model=args.model,
         subsets=args.subsets, methods=args.methods, n_seeds=args.seeds, first_seed=args.first_seed,
-        class_balanced=args.class_balanced, metric=args.metric, task=args.task,
+        class_balanced=args.class_balanced, metric=metric, task=args.task,
         allow_fingerprint_mismatch=args.allow_fingerprint_mismatch, threads=args.threads, progress=not args.quiet,
     )
-    print(format_summary(summary, args.metric))
+    print(format_summary(summary, metric))
     print(f"-> {args.out}: results.csv, summary.csv, report.md, report.html")
     return 0
 
@@ -219,6 +239,16 @@ def cmd_report(args) -> int:
     from .compare import report
 
     print(f"wrote {report(args.dir, scoring_dir=args.scoring, metric=args.metric)} and report.md")
+    return 0
+
+
+def cmd_split(args) -> int:
+    from .split import split_by_group
+
+    info = split_by_group(args.data, args.out, by=args.by, eval_fraction=args.eval_fraction, seed=args.seed)
+    print(f"split {args.data} by {args.by!r} (seed {args.seed}): {info['train']['rows']} rows in {len(info['train']['groups'])} groups -> "
+          f"{Path(args.out) / info['train']['file']}, {info['eval']['rows']} rows in {len(info['eval']['groups'])} groups -> "
+          f"{Path(args.out) / info['eval']['file']} ({info['note']})")
     return 0
 
 
@@ -258,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="phase 2: fine-tune on the full set or a subset and evaluate",
-                       description="Fine-tune once and write OUT/metrics.json (accuracy, macro F1, Matthews correlation, timings).")
+                       description="Fine-tune once and write OUT/metrics.json (classification: accuracy, macro F1, Matthews "
+                       "correlation; multiple choice: accuracy; extractive QA: exact match and F1; timings).")
     p.add_argument("--train", required=True, help="training data")
     p.add_argument("--eval", required=True, help="evaluation data")
     p.add_argument("--subset", help="DIR:NAME, a subset of a scoring folder (default: the full training set)")
@@ -269,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.set_defaults(func=cmd_train)
 
-    from .metrics import METRICS
+    from .metrics import ALL_METRICS
 
     p = sub.add_parser("compare", help="phase 2 at equal size: full set, subsets and baselines over seeds, with a report",
                        description="Fine-tune the full training set, every automatic subset (method hscore) and every baseline "
@@ -288,8 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first-seed", type=_seed, help="seed of the first of them; the k-th uses first + k (default 1000, or past the "
                    "last scoring seed: phase 2 uses seeds the scoring runs did not)")
     p.add_argument("--class-balanced", action="store_true", help="baselines keep each class's share of the subset size")
-    p.add_argument("--metric", choices=METRICS, default="accuracy", help="metric of the printed table and the trade-off plot "
-                   "(results.csv has all three; default accuracy)")
+    p.add_argument("--metric", choices=ALL_METRICS, help="metric of the printed table and the trade-off plot "
+                   "(results.csv has all of the task's: accuracy, macro_f1, mcc; multiple choice: accuracy; extractive QA: "
+                   "exact, f1; default accuracy, for extractive QA f1)")
     p.add_argument("--task", help="task name in results.csv (default: the scoring folder's name)")
     p.add_argument("--out", required=True, help="report folder (repeat the command to resume or extend)")
     p.add_argument("--allow-fingerprint-mismatch", action="store_true", help="apply the scores even if the data differs from what was scored")
@@ -300,8 +332,21 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Regenerate the plots, report.md and the self-contained report.html of an `hprune compare` folder.")
     p.add_argument("dir", help="a folder written by `hprune compare`")
     p.add_argument("--scoring", help="the scoring folder (default: the one recorded in the comparison's compare.json)")
-    p.add_argument("--metric", choices=METRICS, help="metric of the trade-off plot and table (default: the one compare used)")
+    p.add_argument("--metric", choices=ALL_METRICS, help="metric of the trade-off plot and table (default: the one compare used)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("split", help="split one data file into train and eval parts by a column (e.g. SQuAD v2 by article)",
+                       description="Write OUT/train.jsonl and OUT/eval.jsonl, rows unchanged, with whole groups of rows sharing the "
+                       "--by value (default title) drawn at random (seeded) into eval until it holds --eval-fraction of the rows; "
+                       "OUT/split.json records how. For data with one usable split, such as SQuAD v2 offline (validation only): "
+                       "results on it are on this split, not the official one.")
+    p.add_argument("data", help="the data file to split")
+    p.add_argument("--out", required=True, help="output folder (outside the project; never the data's own folder)")
+    p.add_argument("--by", default="title", help="the grouping column: rows sharing its value stay together (default title)")
+    p.add_argument("--eval-fraction", type=_number(0, 1, low_open=True, high_open=True), default=0.2,
+                   help="share of rows for eval, reached with whole groups (default 0.2)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the group draw (default 0)")
+    p.set_defaults(func=cmd_split)
     return parser
 
 

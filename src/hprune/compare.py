@@ -18,6 +18,7 @@ from .errors import HpruneError
 from .finetune import train_and_evaluate
 from .io import atomic_path, ensure_writable, read_json, write_json
 from .metrics import METRICS
+from .tasks import get_task, task_of
 from .reports import FULL, summarize, write_report
 from .scoring import check_fingerprint, load_scored_data, load_scoring
 from .subsets import SELECTION_METHODS, find_subset, select, subset_mask
@@ -29,7 +30,11 @@ DEFAULT_METHODS = (HSCORE, "random", "ambiguous", "forgetting", "el2n", "aum")
 # Phase 2 wants seeds the scoring runs never used (they use 0..R-1 by default), as the paper does.
 FIRST_SEED = 1000
 RESULTS_FILE, SUMMARY_FILE, COMPARE_FILE, CACHE_DIR = "results.csv", "summary.csv", "compare.json", "cache"
-RESULT_COLUMNS = ["task", "method", "subset", "size", "fraction", "seed", *METRICS, "train_seconds"]
+RESULT_COLUMNS = ["task", "method", "subset", "size", "fraction", "seed", *METRICS, "train_seconds"]  # classification's
+
+
+def result_columns(metrics: tuple[str, ...]) -> list[str]:
+    return ["task", "method", "subset", "size", "fraction", "seed", *metrics, "train_seconds"]
 
 
 @dataclass
@@ -85,6 +90,7 @@ def cache_key(*, fingerprint: str, eval_fingerprint: str, subset: str, method: s
 def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, model: str, config: TrainConfig,
              cache_dir: Path, task: str, metric: str = "accuracy", threads: int | None = None, progress: bool = True) -> pd.DataFrame:
     """One results row per job: read from the cache, or fine-tuned and cached at once."""
+    metric_names = task_of(train).metrics
     def cache_path(job: Job) -> Path:
         key = cache_key(fingerprint=train.fingerprint, eval_fingerprint=eval_data.fingerprint, subset=job.subset,
                         method=job.method, ids=job.ids, seed=job.seed, model=model, config=config)
@@ -108,22 +114,23 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
                   f"{metrics['train_seconds']:.0f} s; ETA {_duration(eta)}", flush=True)
         m = read_json(path)["metrics"]
         rows.append({"task": task, "method": job.method, "subset": job.subset, "size": m["train_size"],
-                     "fraction": m["train_size"] / len(train), "seed": job.seed, **{k: m[k] for k in METRICS},
+                     "fraction": m["train_size"] / len(train), "seed": job.seed, **{k: m[k] for k in metric_names},
                      "train_seconds": m["train_seconds"]})
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return pd.DataFrame(rows, columns=result_columns(metric_names))
 
 
 def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, config: TrainConfig, train_source: str | None = None,
             model: str | None = None, subsets: list[str] | None = None, methods: list[str] | None = None,
-            n_seeds: int = 3, first_seed: int | None = None, class_balanced: bool = False, metric: str = "accuracy",
+            n_seeds: int = 3, first_seed: int | None = None, class_balanced: bool = False, metric: str | None = None,
             task: str | None = None, allow_fingerprint_mismatch: bool = False, threads: int | None = None,
             progress: bool = True) -> pd.DataFrame:
     """Run (or complete) a comparison into `out`: results.csv, summary.csv, compare.json and the report.
 
     `model` defaults to the scoring's model, `methods` to DEFAULT_METHODS, `task` to the scoring folder's
-    name. Returns the summary.
+    name, `metric` to the task's (accuracy; F1 for extractive QA). Returns the summary.
     """
     manifest, scores, family = load_scoring(scoring_dir)
+    metric = check_metric(manifest.get("task_type"), metric)
     train = load_scored_data(manifest, train_source)
     if check_fingerprint(manifest, train, allow_mismatch=allow_fingerprint_mismatch):
         print(f"warning: {train.source} is not the data that was scored; comparing anyway (--allow-fingerprint-mismatch)", file=sys.stderr)
@@ -161,7 +168,17 @@ def report(report_dir: str | Path, *, scoring_dir: str | Path | None = None, met
     info = read_json(out / COMPARE_FILE)
     manifest, scores, subsets = load_scoring(scoring_dir or info["scoring_dir"])
     return write_report(out, results=pd.read_csv(out / RESULTS_FILE), scores=scores, subsets=subsets, manifest=manifest,
-                        info=info, metric=metric or info["metric"])
+                        info=info, metric=check_metric(manifest.get("task_type"), metric or info["metric"]))
+
+
+def check_metric(task_type: str | None, metric: str | None) -> str:
+    """The metric to show: the task's default when None; refused when the task does not measure it."""
+    task = get_task(task_type)
+    if metric is None:
+        return task.default_metric
+    if metric not in task.metrics:
+        raise HpruneError(f"--metric {metric} is not measured for {task.name} data; choose {' or '.join(task.metrics)}")
+    return metric
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -56,13 +56,15 @@ def load_data(
     pair_column: str | None = None,
     label_column: str | None = None,
     label_names: list[str] | None = None,
+    _table: tuple[pd.DataFrame, list[dict] | None] | None = None,
 ) -> LabelledData:
     """Load and validate a labelled dataset.
 
     `label_names` fixes the label map (use the training set's for an evaluation set); without it the
-    map is built from the data: integers in numeric order, strings in sorted order.
+    map is built from the data: integers in numeric order, strings in sorted order. `_table`: the
+    source already read by `read_table` (hprune.tasks reads it once to detect the task kind).
     """
-    frame, records = read_table(source)
+    frame, records = _table if _table is not None else read_table(source)
     if frame.empty:
         raise HpruneError(f"{source} has no rows; give a file with at least one labelled example")
     text_column, pair_column = _text_columns(frame, source, text_column, pair_column)

@@ -14,15 +14,18 @@ SMALL_MODEL_LR = 1e-4  # measured on minilm (docs/defaults.md); the paper's 2e-5
 LARGE_MODEL_LR = 2e-5  # the paper's, for RoBERTa-large-sized models
 SMALL_DATA = 20_000  # below: batch 16, so an epoch has enough steps to learn within epoch 1
 HPRUNE_SETTINGS = {"max_length": 128, "warmup_ratio": 0.06, "epochs": 3}
+# Extractive QA: the paper's E = 2; windows of 384 tokens (Hugging Face's SQuAD default: contexts are long).
+TASK_SETTINGS = {"extractive-qa": {"max_length": 384, "epochs": 2}}
 
 
-def train_config(*, paper_settings: bool = False, n_examples: int | None = None, model: str | None = None, **overrides) -> TrainConfig:
+def train_config(*, paper_settings: bool = False, n_examples: int | None = None, model: str | None = None, task_type: str | None = None,
+                 **overrides) -> TrainConfig:
     """A TrainConfig from the chosen defaults, with the user's explicit options on top (None = default).
 
     lr and batch size default by size: `model` (its parameter count) and `n_examples` (the full
     training set, also for a fine-tune on a subset, so subset and full set train alike).
     """
-    base = dict(PAPER_SETTINGS if paper_settings else HPRUNE_SETTINGS)
+    base = {**(PAPER_SETTINGS if paper_settings else HPRUNE_SETTINGS), **TASK_SETTINGS.get(task_type, {})}
     given = {k: v for k, v in overrides.items() if v is not None}
     if not paper_settings:
         if "lr" not in given:

@@ -21,8 +21,10 @@ def majority_baseline(labels: np.ndarray) -> float:
     return float(np.bincount(np.asarray(labels)).max() / len(labels))
 
 
-def learning_report(correct: np.ndarray, labels: np.ndarray, *, seeds: list[int], eval_accuracy: list[list[float]] | None = None) -> dict:
-    """Training accuracy per run and epoch (free: from the recorded dynamics), eval accuracy if known."""
+def learning_report(correct: np.ndarray, labels: np.ndarray, *, seeds: list[int], eval_accuracy: list[list[float]] | None = None,
+                    baseline: tuple[float, str] | None = None) -> dict:
+    """Training accuracy per run and epoch (free: from the recorded dynamics), eval accuracy if known.
+    The trivial baseline is the majority class, or `baseline` = (accuracy, name), e.g. QA's no-answer one."""
     train_acc = np.asarray(correct, dtype=np.float64).mean(axis=2)  # (R, E)
     runs = []
     for r, seed in enumerate(seeds):
@@ -30,8 +32,11 @@ def learning_report(correct: np.ndarray, labels: np.ndarray, *, seeds: list[int]
         if eval_accuracy is not None and eval_accuracy[r]:
             row["eval_accuracy"] = [round(float(a), 4) for a in eval_accuracy[r]]
         runs.append(row)
-    majority = majority_baseline(labels)
-    return {"majority_baseline": round(majority, 4), "learned_threshold": round(majority + LEARNED_GAP_SHARE * (1 - majority), 4), "runs": runs}
+    majority = majority_baseline(labels) if baseline is None else baseline[0]
+    report = {"majority_baseline": round(majority, 4), "learned_threshold": round(majority + LEARNED_GAP_SHARE * (1 - majority), 4), "runs": runs}
+    if baseline is not None:
+        report["baseline_name"] = baseline[1]
+    return report
 
 
 def learning_warnings(report: dict, scores: pd.DataFrame, subsets: list[dict], n_runs: int) -> list[str]:
@@ -43,7 +48,7 @@ def learning_warnings(report: dict, scores: pd.DataFrame, subsets: list[dict], n
         accs = ", ".join(f"run {r['run']}: {r['train_accuracy'][-1]:.2f}" for r in weak)
         out.append(
             f"{len(weak)} of {len(report['runs'])} scoring runs did not clearly learn the task (last-epoch training accuracy {accs}; "
-            f"majority-class baseline {report['majority_baseline']:.2f}); their H-scores reflect the label more than difficulty: {fix}"
+            f"{report.get('baseline_name', 'majority-class baseline')} {report['majority_baseline']:.2f}); their H-scores reflect the label more than difficulty: {fix}"
         )
     labels = scores["label"].astype(str)
     share = labels.value_counts(normalize=True)
@@ -66,7 +71,7 @@ def learning_warnings(report: dict, scores: pd.DataFrame, subsets: list[dict], n
 
 
 def format_learning_report(report: dict) -> str:
-    lines = [f"majority-class baseline {report['majority_baseline']:.3f}; a run has learned above {report['learned_threshold']:.3f}"]
+    lines = [f"{report.get('baseline_name', 'majority-class baseline')} {report['majority_baseline']:.3f}; a run has learned above {report['learned_threshold']:.3f}"]
     for r in report["runs"]:
         line = f"  run {r['run']} (seed {r['seed']}): train acc " + " ".join(f"{a:.3f}" for a in r["train_accuracy"])
         if "eval_accuracy" in r:

@@ -111,7 +111,8 @@ def aggregate_features(stats: dict[str, np.ndarray], example_index: np.ndarray, 
     the features whose window holds the answer, or all its features when none does). The example is
     correct iff every relevant feature is; its gold probability and margin are the minimum over its
     relevant features and its EL2N the maximum: the worst relevant feature speaks for the example."""
-    ex, rel = np.asarray(example_index)[relevant], np.asarray(relevant, dtype=bool)
+    rel = np.asarray(relevant, dtype=bool)
+    ex = np.asarray(example_index)[rel]
     if len(np.unique(ex)) != n_examples:
         raise ValueError("every example needs at least one relevant feature")
     out = {"correct": np.ones(n_examples, dtype=bool), "probs": np.full(n_examples, np.inf),

@@ -6,9 +6,9 @@ import time
 import numpy as np
 
 from .data import LabelledData
-from .metrics import classification_metrics
-from .models import load_classifier
-from .training import TrainConfig, default_device, encode, fine_tune, predict, seed_everything, setup_torch
+from .models import load_model
+from .tasks import task_of
+from .training import TrainConfig, default_device, fine_tune, seed_everything, setup_torch
 
 
 def train_and_evaluate(
@@ -22,18 +22,20 @@ def train_and_evaluate(
     progress: str | None = None,
     threads: int | None = None,
 ) -> dict:
-    """Fine-tune on `example_ids` of `train` (all rows when None); metrics on `eval_data` and timings."""
+    """Fine-tune on `example_ids` of `train` (all rows when None); the task's metrics on `eval_data`
+    (classification: accuracy, macro F1, MCC; multiple choice: accuracy; QA: exact, f1) and timings."""
     setup_torch(threads)
     seed_everything(seed)
-    tokenizer, model = load_classifier(model_name, train.label_names)
+    task = task_of(train)
+    tokenizer, model = load_model(model_name, train.label_names, task.name)
     model.to(default_device())
     ids = train.example_ids if example_ids is None else np.asarray(example_ids, dtype=np.int64)
-    features = encode(tokenizer, [train.texts[i] for i in ids], [train.pairs[i] for i in ids] if train.pairs else None, config.max_length)
-    fit = fine_tune(model, tokenizer, features, train.labels[ids], config, seed=seed, progress=progress)
+    encoded = task.encode(tokenizer, train, config.max_length, ids=ids)
+    fit = fine_tune(model, tokenizer, encoded.features, encoded.targets, config, seed=seed, progress=progress, task=task)
     started = time.perf_counter()
-    logits = predict(model, tokenizer, encode(tokenizer, eval_data.texts, eval_data.pairs, config.max_length), bf16=config.bf16)
+    metrics = task.evaluate(model, tokenizer, eval_data, task.encode(tokenizer, eval_data, config.max_length), bf16=config.bf16)
     return {
-        **classification_metrics(eval_data.labels, logits),
+        **metrics,
         "train_size": int(len(ids)),
         "train_seconds": round(fit["train_seconds"], 2),
         "eval_seconds": round(time.perf_counter() - started, 2),

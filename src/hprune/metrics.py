@@ -5,6 +5,8 @@ import numpy as np
 
 # What classification_metrics returns, in the order tables show them.
 METRICS = ("accuracy", "macro_f1", "mcc")
+# Every metric of every task kind (hprune.tasks: multiple choice has accuracy, extractive QA exact and f1).
+ALL_METRICS = (*METRICS, "exact", "f1")
 
 
 def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:

@@ -86,8 +86,28 @@ def _load_error(name: str, e: Exception) -> HpruneError:
 def load_classifier(name: str, label_names: list[str]):
     """Tokenizer and a float32 sequence-classification model with a fresh head for these labels, with a
     pad token and a padding side that never change an example's logits (`set_padding`)."""
+    return load_head(name, "AutoModelForSequenceClassification", num_labels=len(label_names),
+                     id2label=dict(enumerate(label_names)), label2id={n: k for k, n in enumerate(label_names)})
+
+
+def load_model(name: str, label_names: list[str], task_type: str = "classification"):
+    """Tokenizer and model with the head of the task kind (hprune.tasks): a sequence classifier, a
+    multiple-choice head (AutoModelForMultipleChoice) or a span head (AutoModelForQuestionAnswering)."""
+    if task_type == "classification":
+        return load_classifier(name, label_names)
+    if task_type == "multiple-choice":
+        # The probe feeds one question with one choice: (batch, choices=1, tokens).
+        return load_head(name, "AutoModelForMultipleChoice", forward=lambda m, b: m(**{k: v[:, None] for k, v in b.items()}).logits)
+    # A span head scores every token by itself: right padding leaves the real tokens' logits alone.
+    return load_head(name, "AutoModelForQuestionAnswering", padding_side="right")
+
+
+def load_head(name: str, auto_class: str, *, forward=None, padding_side: str | None = None, **head_options):
+    """Tokenizer and a float32 model of the `transformers` auto class `auto_class` with a fresh head,
+    with a pad token and a padding side that keep logits (`set_padding`)."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    import transformers
+    from transformers import AutoTokenizer
     from transformers.utils import logging
 
     path = resolve_model(name)
@@ -96,21 +116,19 @@ def load_classifier(name: str, label_names: list[str]):
     logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **gguf)
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = getattr(transformers, auto_class).from_pretrained(
             source,
             **gguf,
             dtype=torch.float32,  # transformers 5 keeps the checkpoint's dtype (often bf16); train in fp32, --bf16 autocasts
-            num_labels=len(label_names),
-            id2label=dict(enumerate(label_names)),
-            label2id={n: k for k, n in enumerate(label_names)},
+            **head_options,
         )
     except (OSError, ValueError) as e:
         raise _load_error(name, e) from None
-    set_padding(tokenizer, model)
+    set_padding(tokenizer, model, forward=forward, padding_side=padding_side)
     return tokenizer, model
 
 
-def set_padding(tokenizer, model) -> None:
+def set_padding(tokenizer, model, *, forward=None, padding_side: str | None = None) -> None:
     """Give the tokenizer a pad token the model's head knows, and pad on the side that keeps logits.
 
     Decoder heads (Llama, GPT-2, ... in transformers 5) read the logits at the rightmost token that is
@@ -118,7 +136,8 @@ def set_padding(tokenizer, model) -> None:
     have none, and then eos pads. Their positions count from the left, so left padding shifts them
     (GPT-2's absolute positions change the logits): they want right padding, whatever the tokenizer's
     default (Llama's is left). A head reading the last position (XLNet) wants left padding, a [CLS]
-    head does not mind. A probe decides, rather than a list of model types.
+    head does not mind. A probe decides, rather than a list of model types: `forward(model, batch)`
+    gives the logits it compares (default `model(**batch).logits`); `padding_side` skips it.
     """
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is not None or tokenizer.unk_token is not None:
@@ -130,22 +149,23 @@ def set_padding(tokenizer, model) -> None:
     model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
     if hasattr(model.config, "use_cache"):
         model.config.use_cache = False  # a classifier never generates: no key/value cache per forward
-    tokenizer.padding_side = _padding_side(tokenizer, model)
+    tokenizer.padding_side = padding_side or _padding_side(tokenizer, model, forward)
 
 
-def _padding_side(tokenizer, model) -> str:
+def _padding_side(tokenizer, model, forward=None) -> str:
     """'right' if a short example's logits are the same alone and right-padded beside a longer one, else
     'left' if left padding keeps them: at most three tiny forwards in eval mode."""
     import torch
 
     short, long = tokenizer("What is it ?"), tokenizer("What is the name of the longest river in the world ?")
+    forward = forward or (lambda m, batch: m(**batch).logits)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            alone = model(**tokenizer.pad([short], return_tensors="pt")).logits[0]
+            alone = forward(model, tokenizer.pad([short], return_tensors="pt"))[0]
             for side in ("right", "left"):
-                batched = model(**tokenizer.pad([short, long], padding_side=side, return_tensors="pt")).logits[0]
+                batched = forward(model, tokenizer.pad([short, long], padding_side=side, return_tensors="pt"))[0]
                 if torch.allclose(alone, batched, rtol=1e-3, atol=1e-4):
                     return side
     finally:

@@ -11,11 +11,16 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_path
-from .metrics import METRICS
+from .metrics import ALL_METRICS
 from .subsets import WINNING_TICKET
 
 FULL = "full"  # the method and subset name of the fine-tunes on the full training set
-METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1", "mcc": "MCC"}
+METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1", "mcc": "MCC", "exact": "exact match", "f1": "F1"}
+
+
+def metrics_in(frame: pd.DataFrame, suffix: str = "") -> list[str]:
+    """The metrics a results (suffix "") or summary ("_mean") table holds: the task's."""
+    return [m for m in ALL_METRICS if f"{m}{suffix}" in frame.columns]
 
 
 def h_histogram(scores: pd.DataFrame, n_runs: int) -> pd.DataFrame:
@@ -55,7 +60,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     groups = results.groupby(["task", "method", "subset"], sort=False)
     summary = groups[["size", "fraction"]].first()
     summary["seeds"] = groups.size()
-    for column in (*METRICS, "train_seconds"):
+    for column in (*metrics_in(results), "train_seconds"):
         summary[f"{column}_mean"] = groups[column].mean()
         summary[f"{column}_std"] = groups[column].std()
     return summary.reset_index()
@@ -89,7 +94,7 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "method": summary["method"], "subset": summary["subset"], "size": summary["size"],
         "% of train": (100 * summary["fraction"]).round(1), "seeds": summary["seeds"],
-        **{METRIC_LABELS[m]: _mean_std(summary, m) for m in METRICS},
+        **{METRIC_LABELS[m]: _mean_std(summary, m) for m in metrics_in(summary, "_mean")},
         "train s": summary["train_seconds_mean"].round(1),
     })
 
@@ -200,7 +205,7 @@ def write_report(out: Path, *, results: pd.DataFrame, scores: pd.DataFrame, subs
     ]
     if learning:
         sections.append(("Learning report of the scoring runs", [
-            f"Majority-class baseline {learning['majority_baseline']:.3f}; a run has learned above {learning['learned_threshold']:.3f}.",
+            f"{learning.get('baseline_name', 'majority-class baseline').capitalize()} {learning['majority_baseline']:.3f}; a run has learned above {learning['learned_threshold']:.3f}.",
             learning_frame(learning), *(f"Warning: {w}" for w in manifest.get("warnings", []))]))
     title = f"hprune comparison: {info['task']}"
     markdown = _render(sections, heading=lambda t: f"## {t}", text=str, image=lambda p: f"![{p.stem}]({p.name})", table=_markdown_table)

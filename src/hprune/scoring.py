@@ -21,14 +21,14 @@ from filelock import FileLock, Timeout
 from . import diagnostics
 from .data import LabelledData, load_data
 from .distributed import World, barrier, current_world, device_for, gather_epoch, init_from_env
-from .dynamics import DynamicsRecorder, RunDynamics, stack_runs
+from .dynamics import DynamicsRecorder, FeatureRecorder, RunDynamics, stack_runs
 from .errors import HpruneError
 from .io import atomic_path, ensure_writable, read_json, remove_stale_temps, write_json
-from .metrics import classification_metrics
-from .models import check_model, load_classifier
+from .models import check_model, load_model
 from .scores import score_table
 from .subsets import describe_subsets, subset_family
-from .training import TrainConfig, default_device, encode, fine_tune, predict, seed_everything, setup_torch
+from .tasks import Encoded, get_task, load_task_data, task_of
+from .training import TrainConfig, default_device, fine_tune, seed_everything, setup_torch
 
 SCORES_FILE, SUBSETS_FILE, MANIFEST_FILE = "scores.parquet", "subsets.json", "manifest.json"
 
@@ -114,17 +114,21 @@ class HScorer:
         config = {**cfg.to_dict(), "processes": world.size}
         identity = {"config": config, "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint if eval_data else None}
         if out is not None:
-            _check_same_scoring(out, identity)
-            if world.is_main:
+            finished = _check_same_scoring(out, identity)
+            if world.is_main and not finished:  # a finished folder stays usable while the command is repeated
                 write_json(out / MANIFEST_FILE, {**identity, "status": "running", **_data_info(train)})
         barrier(world)
-        tokenizer, _ = load_classifier(cfg.model, train.label_names)  # fails fast on a bad model
+        task = task_of(train)
+        tokenizer, _ = load_model(cfg.model, train.label_names, task.name)  # fails fast on a bad model
+        encoded = task.encode(tokenizer, train, cfg.train.max_length)
+        eval_encoded = task.encode(tokenizer, eval_data, cfg.train.max_length) if eval_data else None
         inputs = RunInputs(
-            config=cfg, label_names=train.label_names, labels=train.labels,
-            features=encode(tokenizer, train.texts, train.pairs, cfg.train.max_length),
-            eval_labels=eval_data.labels if eval_data else None,
-            eval_features=encode(tokenizer, eval_data.texts, eval_data.pairs, cfg.train.max_length) if eval_data else None,
-            progress=self.progress, world=world,
+            config=cfg, label_names=train.label_names, labels=encoded.targets, features=encoded.features,
+            eval_labels=eval_encoded.targets if eval_data else None, eval_features=eval_encoded.features if eval_data else None,
+            progress=self.progress, world=world, task_type=task.name, n_examples=len(train),
+            example_index=encoded.example_index if encoded.grouped else None, relevant=encoded.relevant,
+            eval_data=eval_data if eval_encoded is not None and eval_encoded.grouped else None,
+            eval_encoded=eval_encoded if eval_encoded is not None and eval_encoded.grouped else None,
         )
         if self.executor == "ray":
             from .executors import run_on_ray
@@ -137,7 +141,7 @@ class HScorer:
         device = device_for(world) if world.distributed else default_device()
         scoring = write_scoring(
             out if world.is_main else None, runs, run_info, labels=train.labels, label_names=train.label_names, config=config,
-            example_ids=train.example_ids,
+            example_ids=train.example_ids, baseline=task.baseline(train),
             manifest={**identity, **_data_info(train), "eval_source": eval_data.source if eval_data else None, "device": str(device),
                       "executor": self.executor, "seconds": round(time.perf_counter() - started, 1)},
         )
@@ -161,6 +165,15 @@ class RunInputs:
     eval_features: list[dict] | None = None
     progress: bool = True
     world: World = field(default_factory=World)
+    # hprune.tasks: the task kind; with several features per example (QA), each feature's example
+    # (0..n_examples-1) and whether its verdict counts for it (dynamics.aggregate_features).
+    task_type: str = "classification"
+    n_examples: int | None = None
+    example_index: np.ndarray | None = None
+    relevant: np.ndarray | None = None
+    # Evaluation data and encoding when the metric needs more than labels (QA: contexts, answers, offsets).
+    eval_data: object = None
+    eval_encoded: Encoded | None = None
 
 
 def run_paths(out: Path, r: int) -> dict[str, Path]:
@@ -195,7 +208,7 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
     if done is not None:
         return done
     paths = run_paths(out, r) if out else None
-    dyn, info, resume = RunDynamics.empty(n_epochs, len(inputs.labels)), {"run": r, "seed": seed, "train_seconds": 0.0, "eval_accuracy": [], "train_loss": []}, None
+    dyn, info, resume = RunDynamics.empty(n_epochs, inputs.n_examples or len(inputs.labels)), {"run": r, "seed": seed, "train_seconds": 0.0, "eval_accuracy": [], "train_loss": []}, None
     if paths and paths["npz"].exists() and paths["ckpt"].exists():
         # Dynamics are written before the checkpoint, so they cover at least the checkpoint's
         # epochs; later epochs are simply recorded again (training is deterministic).
@@ -205,23 +218,33 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
         dyn, info = saved, {**saved_info, "eval_accuracy": saved_info["eval_accuracy"][:done], "train_loss": saved_info["train_loss"][:done]}
         dyn.epochs_done = done
     seed_everything(seed)
-    tokenizer, model = load_classifier(cfg.model, inputs.label_names)
+    task = get_task(inputs.task_type)
+    tokenizer, model = load_model(cfg.model, inputs.label_names, task.name)
     model.to(device_for(world) if world.distributed else default_device())
-    recorder = DynamicsRecorder(dyn)
+    if inputs.example_index is None:
+        recorder = by_feature = DynamicsRecorder(dyn, statistics=task.statistics)
+    else:  # several features per example: record each feature, aggregate per example at epoch end
+        recorder = FeatureRecorder(dyn, inputs.example_index, inputs.relevant, statistics=task.statistics)
+        by_feature = recorder.features
+    eval_encoded = inputs.eval_encoded
+    if eval_encoded is None and inputs.eval_features is not None:
+        eval_encoded = Encoded.one_per_example(inputs.eval_features, inputs.eval_labels)
     epoch_started = [time.perf_counter()]
 
     def on_epoch_end(epoch: int, state: dict) -> None:
-        gather_epoch(world, recorder, epoch)  # under DDP: every rank now holds the whole epoch
-        missing = recorder.missing(epoch)
+        gather_epoch(world, by_feature, epoch)  # under DDP: every rank now holds the whole epoch
+        missing = by_feature.missing(epoch)
         if len(missing):
-            raise RuntimeError(f"run {r} epoch {epoch}: {len(missing)} examples were never recorded")
+            raise RuntimeError(f"run {r} epoch {epoch}: {len(missing)} {'features' if recorder is not by_feature else 'examples'} were never recorded")
+        if recorder is not by_feature:
+            recorder.end_epoch(epoch)
         info["train_seconds"] = round(info["train_seconds"] + time.perf_counter() - epoch_started[0], 2)
         info["train_loss"].append(round(state["loss"], 4))
         dyn.epochs_done = epoch + 1
         if world.is_main:
-            if inputs.eval_features is not None:
-                logits = predict(model, tokenizer, inputs.eval_features, bf16=cfg.train.bf16)
-                info["eval_accuracy"].append(round(classification_metrics(inputs.eval_labels, logits)["accuracy"], 4))
+            if eval_encoded is not None:  # for QA the exact-match share: the accuracy of whole answers
+                metrics = task.evaluate(model, tokenizer, inputs.eval_data, eval_encoded, bf16=cfg.train.bf16)
+                info["eval_accuracy"].append(round(metrics[task.eval_metric], 4))
             if paths:
                 write_json(paths["json"], info)
                 dyn.save(paths["npz"])
@@ -235,7 +258,7 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
     fine_tune(
         model, tokenizer, inputs.features, inputs.labels, cfg.train, seed=seed,
         on_step=recorder.record, on_epoch_end=on_epoch_end, resume=resume,
-        progress=f"run {r + 1}/{cfg.runs}" if inputs.progress else None, world=world,
+        progress=f"run {r + 1}/{cfg.runs}" if inputs.progress else None, world=world, task=task,
     )
     return dyn, info
 
@@ -253,21 +276,23 @@ class Scoring:
 
 
 def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info: list[dict], *, labels: np.ndarray,
-                  label_names: list[str], config: dict, example_ids: np.ndarray | None = None, manifest: dict | None = None) -> Scoring:
+                  label_names: list[str], config: dict, example_ids: np.ndarray | None = None, manifest: dict | None = None,
+                  baseline: tuple[float, str] | None = None) -> Scoring:
     """Scores, subsets, learning report and warnings of R recorded runs; with `out_dir`, also write
     scores.parquet, subsets.json and manifest.json (status complete) there, which `hprune subsets`,
     `export`, `train --subset` and `compare` read. Used by HScorer and by hprune.hf.DynamicsTrainer.
 
     `config` needs "runs", "seed" and "seeds" (the score maths and the learning report use them);
     `example_ids` are the ids of the arrays' columns (default 0..N-1); `manifest` holds the other
-    manifest fields (data source, columns and fingerprint, timings, ...).
+    manifest fields (data source, columns and fingerprint, timings, ...); `baseline` the (training
+    accuracy, name) of a trivial predictor when it is not the majority class (QA: never answering).
     """
     arrays = stack_runs(runs)
     ids = np.arange(len(labels), dtype=np.int64) if example_ids is None else np.asarray(example_ids, dtype=np.int64)
     scores = score_table(**arrays, example_ids=ids, labels=labels, label_names=label_names, seed=config["seed"])
     subsets = describe_subsets(scores, config["runs"])
     report = diagnostics.learning_report(arrays["correct"], labels, seeds=config["seeds"],
-                                         eval_accuracy=[i.get("eval_accuracy", []) for i in run_info])
+                                         eval_accuracy=[i.get("eval_accuracy", []) for i in run_info], baseline=baseline)
     warnings = diagnostics.learning_warnings(report, scores, subsets, config["runs"])
     manifest = {
         "config": config,
@@ -305,7 +330,12 @@ def load_scoring(out_dir: str | Path) -> tuple[dict, pd.DataFrame, list[dict]]:
 
 def load_scored_data(manifest: dict, source: str | None = None, **kw) -> LabelledData:
     """Data read with the columns the scoring used: the scored training file (the default), or another
-    split of the same task, e.g. its evaluation file (pass `label_names`)."""
+    split of the same task, e.g. its evaluation file (pass `label_names`). Multiple-choice and QA data
+    (the manifest's task_type) come back as a tasks.TaskData."""
+    task_type = manifest.get("task_type", "classification")
+    if task_type != "classification":
+        label_column = manifest["label_column"] if task_type == "multiple-choice" else None
+        return load_task_data(source or manifest["train_source"], task_type=task_type, label_column=label_column)
     return load_data(
         source or manifest["train_source"],
         text_column=manifest["text_column"], pair_column=manifest["pair_column"], label_column=manifest["label_column"], **kw,
@@ -332,16 +362,18 @@ def check_fingerprint(manifest: dict, data: LabelledData, *, allow_mismatch: boo
     return True
 
 
-def _check_same_scoring(out: Path, identity: dict) -> None:
+def _check_same_scoring(out: Path, identity: dict) -> bool:
+    """Refuse a folder that holds a scoring with other settings or data; True if it holds this one, finished."""
     path = out / MANIFEST_FILE
     if not path.is_file():
-        return
+        return False
     old = read_json(path)
     was = {**old.get("config", {}), "training data fingerprint": old.get("fingerprint"), "eval data fingerprint": old.get("eval_fingerprint")}
     now = {**identity["config"], "training data fingerprint": identity["fingerprint"], "eval data fingerprint": identity["eval_fingerprint"]}
     diff = [f"{k} ({was.get(k)}, now {v})" for k, v in now.items() if was.get(k) != v and k != "seeds"]
     if diff:
         raise HpruneError(f"{out} holds a scoring with different {', '.join(diff)}; use a new --out, or delete {out} to start over")
+    return old.get("status") == "complete" and (out / SCORES_FILE).is_file()
 
 
 def _data_info(train: LabelledData) -> dict:
@@ -354,6 +386,7 @@ def _data_info(train: LabelledData) -> dict:
         "pair_column": train.pair_column,
         "label_column": train.label_column,
         "label_names": train.label_names,
+        "task_type": task_of(train).name,
     }
 
 

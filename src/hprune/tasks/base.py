@@ -63,6 +63,7 @@ class Encoded:
     n_examples: int
     relevant: np.ndarray | None = None
     offsets: list[np.ndarray] | None = None
+    ids: np.ndarray | None = None  # the example ids encoded, in order
 
     @property
     def grouped(self) -> bool:

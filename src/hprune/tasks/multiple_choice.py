@@ -60,8 +60,8 @@ class MultipleChoice(Task):
     metrics = ("accuracy",)
     ragged = True
 
-    def load(self, source: str, *, label_column: str | None = None, label_names=None, **_) -> TaskData:
-        frame, records = read_table(source)
+    def load(self, source: str, *, label_column: str | None = None, label_names=None, table=None, **_) -> TaskData:
+        frame, records = table if table is not None else read_table(source)
         if frame.empty:
             raise HpruneError(f"{source} has no rows; give a file with at least one question")
         label_column = label_column or next((c for c in LABEL_COLUMNS if c in frame.columns), "label")

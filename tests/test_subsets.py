@@ -96,3 +96,12 @@ def test_random_baseline_draws_a_fresh_subset_per_seed():
     a, b = select(s, "random", 50, seed=1000), select(s, "random", 50, seed=1001)
     assert len(a) == len(b) == 50 and set(a) != set(b)
     np.testing.assert_array_equal(a, select(s, "random", 50, seed=1000))
+
+
+def test_label_share_of_h_variance():
+    from hprune.diagnostics import label_share_of_h_variance
+
+    labels = np.array(list("aaabbb"))
+    assert label_share_of_h_variance(np.array([0, 0, 0, 5, 5, 5]), labels) == 1.0
+    assert label_share_of_h_variance(np.array([0, 5, 2, 0, 5, 2]), labels) == 0.0
+    assert label_share_of_h_variance(np.array([3, 3, 3, 3, 3, 3]), labels) == 0.0

@@ -30,57 +30,66 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 DOCS = REPO / "docs"
 
-# task -> (train file, eval file, metric, stratified sample size or None, paper's number)
+# task -> (train file, eval file, metric, sample or None, paper's number); a sample is ("head", n): the first
+# n rows, or ("stratified", n): n rows with the label shares. Samples are named as such, never as the task.
 TASKS = {
     "trec": ("trec/train.jsonl", "trec/test.jsonl", "accuracy", None, None),
+    "trec-1k": ("trec/train.jsonl", "trec/test.jsonl", "accuracy", ("head", 1000), None),
     "cola": ("cola/train.jsonl", "cola/validation.jsonl", "mcc", None, None),
     "rte": ("rte/train.jsonl", "rte/validation.jsonl", "accuracy", None, None),
     "sst2": ("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", None, {"kept": 0.24, "full": 95.79, "winning_ticket": 95.80}),
-    "sst2-20k": ("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", 20_000, {"kept": 0.24, "full": 95.79, "winning_ticket": 95.80}),
+    "sst2-20k": ("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", ("stratified", 20_000), {"kept": 0.24, "full": 95.79, "winning_ticket": 95.80}),
 }
 METHODS = "hscore,random,ambiguous,forgetting,el2n"
 
 
-def stratified_sample(source: Path, n: int, dest: Path, seed: int = 0) -> Path:
-    """n rows of `source` with its label shares, in file order, with their original row as `source_row`."""
+def sample_rows(source: Path, sample: tuple[str, int], dest: Path, seed: int = 0) -> Path:
+    """("head", n): the first n rows, unchanged. ("stratified", n): n rows with the label shares, in file
+    order, with their original row as `source_row`."""
     if dest.is_file():
+        return dest
+    kind, n = sample
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "head":
+        dest.write_text("".join(source.read_text(encoding="utf-8").splitlines(keepends=True)[:n]), encoding="utf-8")
         return dest
     frame = pd.read_json(source, lines=True)
     frame["source_row"] = np.arange(len(frame))
     picked = frame.groupby("label", group_keys=False).apply(lambda g: g.sample(round(n * len(g) / len(frame)), random_state=seed))
-    dest.parent.mkdir(parents=True, exist_ok=True)
     picked.sort_values("source_row").to_json(dest, orient="records", lines=True, force_ascii=False)
     return dest
 
 
-def run_task(task: str, work: Path, subsets: str, seeds: int) -> None:
+def run_task(task: str, work: Path, subsets: str, seeds: int, threads: list[str]) -> None:
     train_rel, eval_rel, metric, sample, _ = TASKS[task]
     train = DATA / train_rel
     if sample:
-        train = stratified_sample(train, sample, work / "data" / f"{task}.jsonl")
+        train = sample_rows(train, sample, work / "data" / f"{task}.jsonl")
     scoring, compare = work / task / "scoring", work / task / "compare"
-    _check(hprune(["score", "--train", str(train), "--eval", str(DATA / eval_rel), "--runs", "6", "--epochs", "3", "--out", str(scoring)]))
+    _check(hprune(["score", "--train", str(train), "--eval", str(DATA / eval_rel), "--runs", "6", "--epochs", "3", "--out", str(scoring), *threads]))
     _, _, family = load_scoring(scoring)
     names = [n for n in subsets.split(",") if any(s["name"] == n and s["size"] > 0 for s in family)]
     _check(hprune(["compare", str(scoring), "--eval", str(DATA / eval_rel), "--subsets", ",".join(names), "--methods", METHODS,
-                   "--seeds", str(seeds), "--metric", metric, "--task", task, "--out", str(compare)]))
+                   "--seeds", str(seeds), "--metric", metric, "--task", task, "--out", str(compare), *threads]))
 
 
 def publish(task: str, work: Path) -> dict | None:
     """Copy a finished task's evidence under docs/results/<task>/ and return its results.json entry."""
     scoring, compare = work / task / "scoring", work / task / "compare"
-    if not (compare / "results.csv").is_file():
+    if not (scoring / "scores.parquet").is_file():
         return None
     manifest, scores, family = load_scoring(scoring)
     dest = DOCS / "results" / task
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("report.md", "report.html", "tradeoff.png", "h_histogram.png", "data_map.png", "results.csv", "summary.csv"):
-        shutil.copy2(compare / name, dest / name)
     scores.to_parquet(dest / "scores.parquet", index=False, compression="zstd")
     h = scores["h_score"].to_numpy()
     write_json(dest / "subsets.json", [{**s, "example_ids": scores["example_id"].to_numpy()[subset_mask(h, s["removed_h"])].tolist()}
                                        for s in family])
     shutil.copy2(scoring / "manifest.json", dest / "manifest.json")
+    if not (compare / "results.csv").is_file():
+        return None  # phase 1 is published; the table waits for phase 2
+    for name in ("report.md", "report.html", "tradeoff.png", "h_histogram.png", "data_map.png", "results.csv", "summary.csv"):
+        shutil.copy2(compare / name, dest / name)
     _, _, metric, sample, paper = TASKS[task]
     results = pd.read_csv(compare / "results.csv")
 
@@ -115,13 +124,15 @@ def write_tables(entries: list[dict]) -> None:
         "# Results: does the winning ticket hold for minilm?", "",
         "Produced by `python benchmarks/reproduce.py --tasks <task>` (hprune score R=6, E=3, then hprune compare with 3 "
         "seeds); per-example scores, subset index lists, manifests and reports are under `docs/results/<task>/`. "
-        "Metric ×100, mean ± std over the 3 phase-2 seeds. Random and ambiguous are taken at the winning ticket's size.", "",
+        "Metric ×100, mean ± std over the 3 phase-2 seeds. Random and ambiguous are taken at the winning ticket's size. "
+        "Times are seconds of training (phase 1: summed over its runs) on this project's 2-core CPU and depend on what else "
+        "ran there: each task's manifest.json has the per-run figures, and the closing note of the session that ran it the load.", "",
         "| task | metric | train size | full set | WT kept | WT | random (same size) | ambiguous (same size) | forgetting | EL2N | paper (RoBERTa-large: kept, full → WT) | phase 1 s | full fine-tune s | WT fine-tune s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in entries:
         paper = f"{e['paper']['kept']:.0%}: {e['paper']['full']} → {e['paper']['winning_ticket']}" if e["paper"] else "–"
-        name = e["task"] + (" (stratified sample, not the full task)" if e["sample_of_full_task"] else "")
+        name = e["task"] + (" (a sample, not the full task)" if e["sample_of_full_task"] else "")
         lines.append(
             f"| {name} | {e['metric']} | {e['train_size']} | {fmt(e['full'])} | {e['winning_ticket']['fraction']:.1%} | {fmt(e['winning_ticket'])} | "
             f"{fmt(e['random_same_size'])} | {fmt(e['ambiguous_same_size'])} | {fmt(e['all_wt_methods'].get('forgetting'))} | "
@@ -154,6 +165,7 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=str(REPO / "runs" / "reproduce"), help="where scorings and comparisons live (not committed)")
     p.add_argument("--subsets", default="winning-ticket,016,0156", help="automatic subsets to compare (empty ones are skipped)")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--threads", type=int, help="torch threads per process (1 when other jobs share the CPU)")
     p.add_argument("--publish-only", action="store_true", help="only rebuild docs/ from finished tasks")
     args = p.parse_args(argv)
     work = Path(args.work)
@@ -163,7 +175,7 @@ def main(argv=None) -> int:
         p.error(f"unknown task {', '.join(unknown)}; choose from {', '.join(TASKS)}")
     if not args.publish_only:
         for task in tasks:
-            run_task(task, work, args.subsets, args.seeds)
+            run_task(task, work, args.subsets, args.seeds, ["--threads", str(args.threads)] if args.threads else [])
     entries = [e for e in (publish(t, work) for t in TASKS) if e]
     write_tables(entries)
     print(f"published {', '.join(e['task'] for e in entries) or 'nothing yet'} -> docs/results.md, docs/results.json")

@@ -54,7 +54,7 @@ class Sizes:
     bf16_tasks: tuple[str, ...]  # the tasks that get a --bf16 row
     repeats: int  # measurements per variant, in alternating order; the median is reported
     overhead_steps: int  # SST-2 steps per recording on/off run
-    overhead_pairs: int  # on/off pairs, interleaved on-off-off-on-...
+    overhead_pairs: int  # pairs of runs, one recording the even steps and one the odd (recording_overhead)
     matmul_n: int  # square matrix size for the matmul peak
     extras_steps: int  # steps per --extras measurement
 
@@ -109,24 +109,26 @@ class Steps:
 
 class StepClock:
     """`on_step` hook for hprune's fine_tune: stamps each step (it is called between forward and backward),
-    counts its tokens, and passes the step on to `recorder.record` if a DynamicsRecorder is given, timing it."""
+    counts its tokens, and passes the step on to `recorder.record` if a DynamicsRecorder is given, timing
+    that call; `parity` 0 or 1 records only the even or the odd steps (None: every step)."""
 
-    def __init__(self, lengths: np.ndarray, recorder: DynamicsRecorder | None = None):
-        self.lengths, self.recorder = lengths, recorder
+    def __init__(self, lengths: np.ndarray, recorder: DynamicsRecorder | None = None, parity: int | None = None):
+        self.lengths, self.recorder, self.parity = lengths, recorder, parity
         self.steps = Steps([], [], [], [])
-        self.record_seconds = 0.0
+        self.record_seconds: list[float] = []  # one per recorded step
 
     def __call__(self, epoch, idx, logits, labels) -> None:
         s = self.steps
+        step = len(s.stamps)
         s.stamps.append(time.perf_counter())
         n = self.lengths[idx]
         s.examples.append(len(idx))
         s.real_tokens.append(int(n.sum()))
         s.padded_tokens.append(len(idx) * int(n.max()))
-        if self.recorder is not None:
+        if self.recorder is not None and (self.parity is None or step % 2 == self.parity):
             started = time.perf_counter()
             self.recorder.record(epoch, idx, logits, labels)
-            self.record_seconds += time.perf_counter() - started
+            self.record_seconds.append(time.perf_counter() - started)
 
 
 class TrainerClock(TrainerCallback):
@@ -144,19 +146,19 @@ class TrainerClock(TrainerCallback):
             getattr(s, field).append(value)
 
 
-def matmul_peak(n: int, repeats: int = 5, seconds: float = 3.0) -> dict[str, float]:
-    """Best FLOP/s of an n x n @ n x n torch.matmul (2 n^3 FLOPs) in fp32 and bf16, over `repeats` timed
-    calls or `seconds` per dtype, whichever ends first (bf16 crawls on CPUs without bf16 units)."""
+def matmul_peak(n: int, repeats: int = 5, seconds: float = 1.0) -> dict[str, float]:
+    """Best FLOP/s of an n x n @ n x n torch.matmul (2 n^3 FLOPs) in fp32 and bf16: a warm-up call, then
+    `repeats` timed calls or as many as `seconds` allows (bf16 crawls on CPUs without bf16 units; if only
+    the warm-up fits, it counts)."""
     peaks = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-        torch.matmul(a, b)  # warm-up
         times, deadline = [], time.perf_counter() + seconds
-        while len(times) < repeats and time.perf_counter() < deadline:
+        while not times or (len(times) <= repeats and time.perf_counter() < deadline):
             started = time.perf_counter()
             torch.matmul(a, b)
             times.append(time.perf_counter() - started)
-        peaks[name] = 2 * n**3 / min(times)
+        peaks[name] = 2 * n**3 / min(times[1:] or times)
     return peaks
 
 
@@ -210,11 +212,12 @@ class TaskBench:
             trainer.train()
         return clock.steps
 
-    def hprune(self, steps: int, *, bf16: bool = False, record: bool = True, model=None) -> StepClock:
-        """hprune's fine_tune with hprune's defaults and settings, recording dynamics as scoring does."""
+    def hprune(self, steps: int, *, bf16: bool = False, parity: int | None = None, model=None) -> StepClock:
+        """hprune's fine_tune with hprune's defaults and settings, recording dynamics as scoring does
+        (`parity`: only on the even or the odd steps, see StepClock)."""
         setup_torch()
         n = steps * self.config.batch_size
-        clock = StepClock(self.lengths[:n], DynamicsRecorder(RunDynamics.empty(1, n)) if record else None)
+        clock = StepClock(self.lengths[:n], DynamicsRecorder(RunDynamics.empty(1, n)), parity)
         fine_tune(model or self.fresh_model(), self.tokenizer, self.features[:n], self.labels[:n], replace(self.config, bf16=bf16),
                   seed=0, on_step=clock)
         return clock
@@ -270,21 +273,30 @@ def summarize(bench: TaskBench, results: dict[str, list[tuple[Steps, float, floa
 
 
 def recording_overhead(bench: TaskBench, sizes: Sizes) -> dict:
-    """hprune's loop with recording on and off on the same batches from the same initial weights, in
-    interleaved order (on, off, off, on, ...). Every step is paired with the same step of the paired run,
-    which computes on exactly the same batch; the overhead is the median of the paired relative step-time
-    differences. Also the time spent inside DynamicsRecorder.record as a share of the step time."""
-    diffs, direct, last = [], [], None
+    """The cost of recording, as a share of the step time, from pairs of runs on the same batches from the
+    same weights (so step k of one run computes exactly what step k of the other does): run A records
+    the even steps, run B the odd ones, and the pairs alternate which runs first. Each step's A - B time
+    difference is +cost + drift on even steps and -cost + drift on odd ones, where drift is whatever the
+    machine's load did between the two runs; so cost = (median even difference - median odd difference) / 2,
+    free of the drift that swamps a plain on-run-versus-off-run comparison on a shared machine. Also the
+    time spent inside DynamicsRecorder.record itself, per recorded step."""
+    diffs: dict[int, list[float]] = {0: [], 1: []}  # A - B step times, on the steps A records (0) and B records (1)
+    step_times, record_times, last = [], [], None
     for pair in range(sizes.overhead_pairs):
-        order = (True, False) if pair % 2 == 0 else (False, True)
-        runs = {on: bench.hprune(sizes.overhead_steps, record=on) for on in order}
-        on, off = runs[True].steps.step_seconds(), runs[False].steps.step_seconds()
-        diffs.extend((on - off) / off)
-        direct.append(runs[True].record_seconds / runs[True].steps.seconds)
-        last = runs[True]
-    return {"median_pct": 100 * float(np.median(diffs)), "iqr_pct": 100 * float(np.subtract(*np.percentile(diffs, [75, 25]))),
-            "pairs": len(diffs), "direct_pct": 100 * statistics.median(direct),
-            "step_ms": 1000 * float(np.median(last.steps.step_seconds())), "dynamics": last.recorder.dynamics}
+        runs = {parity: bench.hprune(sizes.overhead_steps, parity=parity) for parity in ((0, 1) if pair % 2 == 0 else (1, 0))}
+        a, b = runs[0].steps.step_seconds(), runs[1].steps.step_seconds()  # interval k holds record(k) when k is recorded
+        for parity in (0, 1):
+            diffs[parity].extend(a[parity::2] - b[parity::2])
+        step_times.extend(np.concatenate([a, b]))
+        record_times.extend(runs[0].record_seconds + runs[1].record_seconds)
+        last = runs[0]
+    step = float(np.median(step_times))
+    even, odd = np.array(diffs[0]), np.array(diffs[1])
+    rng = np.random.default_rng(0)  # a bootstrap of the estimate, for its 95% interval
+    resampled = [(np.median(rng.choice(even, len(even))) - np.median(rng.choice(odd, len(odd)))) / 2 for _ in range(2000)]
+    return {"pct": 100 * (np.median(even) - np.median(odd)) / 2 / step, "ci_pct": 100 * np.percentile(resampled, [2.5, 97.5]) / step,
+            "steps": len(even) + len(odd), "direct_pct": 100 * float(np.median(record_times)) / step, "step_ms": 1000 * step,
+            "dynamics": last.recorder.dynamics}
 
 
 def dynamics_bytes(recorded: RunDynamics) -> dict:
@@ -384,7 +396,8 @@ def main() -> None:
           f"brackets real tokens (what was useful); attention's own FLOPs are not counted. 'of matmul peak' = padded FLOP/s over the best "
           f"matmul peak of either dtype. Rates are medians over {sizes.repeats} measurement(s), the first step of each left out.")
     print(f"recording overhead (sst2, batch {benches['sst2'].config.batch_size}, median step {overhead['step_ms']:.0f} ms): "
-          f"paired on/off median {overhead['median_pct']:+.2f}% of step time (IQR {overhead['iqr_pct']:.1f} points, {overhead['pairs']} step pairs); "
+          f"{overhead['pct']:+.2f}% of step time (95% interval {overhead['ci_pct'][0]:+.2f} to {overhead['ci_pct'][1]:+.2f}, "
+          f"{overhead['steps']} paired steps, half of them recorded); "
           f"time inside DynamicsRecorder.record {overhead['direct_pct']:.2f}% of step time")
     print(f"dynamics stored per (run, epoch, example): {stored['in_memory']} bytes in memory; on disk {stored['sample_file']:.2f} bytes "
           f"(recorded sample, {stored['sample_file_bytes']} bytes) and {stored['sst2_run_file']:.3f} bytes (one SST-2 run, 3 x 67,349: "
@@ -400,11 +413,11 @@ def main() -> None:
     if args.extras:
         print("\n" + table(["extra check", "result"], [list(x) for x in extras(benches, args.data, sizes)]))
     cpu = os.times()
-    print(f"\nwall time {time.perf_counter() - started:.0f} s, CPU time {cpu.user + cpu.system:.0f} s (on an idle machine the wall time "
-          f"is about CPU time / {os.cpu_count()} or more)")
+    print(f"\nwall time {time.perf_counter() - started:.0f} s, CPU time {cpu.user + cpu.system:.0f} s (all threads; far less than "
+          f"wall time x threads means the machine was busy with other work)")
     speedup = {task: rate[task, HPRUNE_FP32] / rate[task, HF_LOOP] for task in TASKS}
     print(f"sst2 speedup_vs_hf_trainer={speedup['sst2']:.2f} rte speedup_vs_hf_trainer={speedup['rte']:.2f} "
-          f"recording_overhead_pct={overhead['median_pct']:.2f}")
+          f"recording_overhead_pct={overhead['pct']:.2f}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ tables docs/results.md and docs/results.json are rebuilt from every task that is
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path

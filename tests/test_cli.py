@@ -2,7 +2,6 @@
 all through the CLI's main()."""
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -50,9 +50,9 @@ HF_LOOP, HPRUNE_FP32, HPRUNE_BF16 = "transformers.Trainer (pad 128, fp32)", "hpr
 class Sizes:
     hf_steps: int  # transformers.Trainer steps per measurement (batch 32, padded to 128)
     hprune_steps: int  # hprune steps per measurement (at the default batch size for the task)
-    bf16_steps: int  # the same with --bf16 (much slower on CPUs without native bf16 matrix units)
+    bf16_steps: int  # the same with --bf16, measured once (far slower on CPUs without native bf16 matrix units)
     bf16_tasks: tuple[str, ...]  # the tasks that get a --bf16 row
-    repeats: int  # measurements per variant, in alternating order; the median is reported
+    repeats: int  # measurements of the two fp32 loops, in alternating order; the median is reported
     overhead_steps: int  # SST-2 steps per recording on/off run
     overhead_pairs: int  # pairs of runs, one recording the even steps and one the odd (recording_overhead)
     matmul_n: int  # square matrix size for the matmul peak
@@ -61,7 +61,7 @@ class Sizes:
 
 QUICK = Sizes(hf_steps=3, hprune_steps=10, bf16_steps=2, bf16_tasks=("sst2",), repeats=1,
               overhead_steps=12, overhead_pairs=2, matmul_n=1024, extras_steps=8)
-FULL = Sizes(hf_steps=10, hprune_steps=60, bf16_steps=12, bf16_tasks=TASKS, repeats=3,
+FULL = Sizes(hf_steps=10, hprune_steps=60, bf16_steps=4, bf16_tasks=TASKS, repeats=3,
              overhead_steps=60, overhead_pairs=4, matmul_n=2048, extras_steps=30)
 
 
@@ -239,22 +239,19 @@ class Row:
 
 
 def measure(bench: TaskBench, sizes: Sizes) -> dict[str, list[tuple[Steps, float, float]]]:
-    """The three loops on one task, each measured `repeats` times in alternating order: for every
-    measurement its steps, peak RSS and RSS at its start."""
-    variants = {
-        HF_LOOP: lambda: bench.hf_trainer(sizes.hf_steps),
-        HPRUNE_FP32: lambda: bench.hprune(sizes.hprune_steps).steps,
-        HPRUNE_BF16: lambda: bench.hprune(sizes.bf16_steps, bf16=True).steps,
-    }
-    if bench.task not in sizes.bf16_tasks:
-        del variants[HPRUNE_BF16]
+    """The loops on one task: the two fp32 loops `repeats` times in alternating order, then --bf16 once;
+    for every measurement its steps, peak RSS and RSS at its start."""
+    variants = {HF_LOOP: lambda: bench.hf_trainer(sizes.hf_steps), HPRUNE_FP32: lambda: bench.hprune(sizes.hprune_steps).steps}
+    order = [name for repeat in range(sizes.repeats) for name in list(variants)[:: 1 if repeat % 2 == 0 else -1]]
+    if bench.task in sizes.bf16_tasks:
+        variants[HPRUNE_BF16] = lambda: bench.hprune(sizes.bf16_steps, bf16=True).steps
+        order.append(HPRUNE_BF16)
     results: dict[str, list[tuple[Steps, float, float]]] = {name: [] for name in variants}
-    for repeat in range(sizes.repeats):
-        for name in list(variants)[:: 1 if repeat % 2 == 0 else -1]:
-            reset_peak_rss()
-            start = rss_mib()
-            steps = variants[name]()
-            results[name].append((steps, peak_rss_mib(), start))
+    for name in order:
+        reset_peak_rss()
+        start = rss_mib()
+        steps = variants[name]()
+        results[name].append((steps, peak_rss_mib(), start))
     return results
 
 
@@ -394,7 +391,8 @@ def main() -> None:
                  for r in rows]))
     print(f"\nFLOPs = 6 x {benches['sst2'].params / 1e6:.1f}M non-embedding parameters x tokens: padded tokens (what was computed), in "
           f"brackets real tokens (what was useful); attention's own FLOPs are not counted. 'of matmul peak' = padded FLOP/s over the best "
-          f"matmul peak of either dtype. Rates are medians over {sizes.repeats} measurement(s), the first step of each left out.")
+          f"matmul peak of either dtype. fp32 rates are medians over {sizes.repeats} measurement(s), --bf16 rates one measurement; the first step "
+          f"of each measurement is left out.")
     print(f"recording overhead (sst2, batch {benches['sst2'].config.batch_size}, median step {overhead['step_ms']:.0f} ms): "
           f"{overhead['pct']:+.2f}% of step time (95% interval {overhead['ci_pct'][0]:+.2f} to {overhead['ci_pct'][1]:+.2f}, "
           f"{overhead['steps']} paired steps, half of them recorded); "

@@ -21,6 +21,8 @@ BASE = dict(fingerprint="a" * 16, eval_fingerprint="b" * 16, subset="winning-tic
 
 
 def _changed(value):
+    if value is None:
+        return "balanced"
     return not value if isinstance(value, bool) else value * 2 + 1
 
 

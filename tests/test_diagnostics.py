@@ -49,3 +49,50 @@ def test_h_decided_by_the_label_is_warned():
     warnings = learning_warnings(report, scores, describe_subsets(scores, 2), 2)
     assert any("accounts for" in w and "variance of H" in w for w in warnings)
     assert any("winning-ticket leaves classes" in w and "a: 0" in w for w in warnings)
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same():
+    from hprune.training import balanced_class_weights
+
+    labels = np.array([0] * 90 + [1] * 9 + [3] * 1)
+    w = balanced_class_weights(labels, 4)
+    np.testing.assert_allclose(w, [100 / 270, 100 / 27, 0.0, 100 / 3])
+    counts = np.bincount(labels, minlength=4)
+    np.testing.assert_allclose((w * counts)[counts > 0], 100 / 3)  # each present class: n / K in total
+
+
+def test_defaults_weight_classification_classes_and_paper_settings_do_not():
+    import pytest
+
+    from hprune.defaults import train_config
+    from hprune.errors import HpruneError
+
+    assert train_config(n_examples=1000).class_weight == "balanced"
+    assert train_config(n_examples=1000, class_weight="none").class_weight is None
+    assert train_config(paper_settings=True).class_weight is None
+    assert train_config(task_type="multiple-choice").class_weight is None
+    with pytest.raises(HpruneError, match="applies to classification"):
+        train_config(task_type="extractive-qa", class_weight="balanced")
+
+
+def test_a_weighted_loss_trains_and_is_recorded_in_the_config(tmp_path, tiny_bert):
+    train, evalf = trec_files(tmp_path, 60, 20)
+    losses = {}
+    for weight in ("balanced", "none"):
+        out = tmp_path / weight
+        assert main(["train", "--train", str(train), "--eval", str(evalf), "--model", tiny_bert, "--epochs", "1",
+                     "--class-weight", weight, "--threads", "1", "--out", str(out), "--quiet"]) == 0
+        saved = json.loads((out / "metrics.json").read_text())
+        assert saved["config"]["class_weight"] == (None if weight == "none" else "balanced")
+        losses[weight] = saved["metrics"]["train_loss"]
+    assert np.isfinite(losses["balanced"]).all() and losses["balanced"] != losses["none"]
+
+
+def test_bf16_on_a_cpu_without_bf16_units_is_warned(tmp_path, tiny_bert, capsys, monkeypatch):
+    import hprune.training
+
+    monkeypatch.setattr(hprune.training, "bf16_is_slow", lambda: True)
+    train, evalf = trec_files(tmp_path, 40, 20)
+    assert main(["train", "--train", str(train), "--eval", str(evalf), "--model", tiny_bert, "--epochs", "1", "--bf16",
+                 "--threads", "1", "--out", str(tmp_path / "bf16"), "--quiet"]) == 0
+    assert "leave --bf16 off" in capsys.readouterr().err

@@ -72,6 +72,7 @@ def _add_training_options(p) -> None:
     g.add_argument("--max-length", type=_positive_int, help="truncate inputs to this many tokens (default 128; extractive QA: 384, longer contexts are split into overlapping windows)")
     g.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast (faster on CPUs with avx512_bf16 and on GPUs)")
     g.add_argument("--no-length-grouping", dest="length_grouped", action="store_false", default=None, help="random batches instead of length-grouped ones")
+    g.add_argument("--class-weight", choices=("balanced", "none"), help="classification loss weights (default balanced: each class weighs the same, so rare classes are learned in epoch 1; --paper-settings: none)")
     g.add_argument("--paper-settings", action="store_true", help="the paper's hyper-parameters (lr 2e-5, batch 32, no warm-up) for faithful reproduction")
     g.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: all cores)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -82,11 +83,18 @@ def _train_config(args, n_examples: int, task_type: str | None = None):
     full training set's size."""
     from .defaults import train_config
 
-    return train_config(
+    config = train_config(
         paper_settings=args.paper_settings, n_examples=n_examples, model=args.model, task_type=task_type, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         grad_accum=args.grad_accum, warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
-        max_length=args.max_length, bf16=args.bf16, length_grouped=args.length_grouped,
+        max_length=args.max_length, bf16=args.bf16, length_grouped=args.length_grouped, class_weight=args.class_weight,
     )
+    if config.bf16:
+        from .training import bf16_is_slow
+
+        if bf16_is_slow():
+            print("warning: --bf16 on a CPU without bf16 units (no avx512_bf16 or AMX) runs 20-30x slower than fp32; "
+                  "leave --bf16 off here", file=sys.stderr)
+    return config
 
 
 def _load(args, source, like=None, **kw):

@@ -31,6 +31,7 @@ class TrainConfig:
     max_length: int = 128
     bf16: bool = False
     length_grouped: bool = True
+    class_weight: str | None = None  # "balanced": weight each class's loss by n / (K * its count)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,6 +51,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def bf16_is_slow() -> bool:
+    """True on a CPU without bf16 units (no avx512_bf16 or AMX): torch then falls back to scalar kernels,
+    measured 20-30x slower than fp32 here (docs/performance.md)."""
+    return not torch.cuda.is_available() and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -59,6 +66,17 @@ def encode(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int
     enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
     return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+
+
+def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """scikit-learn's "balanced" weights, n / (K * count) over the K classes present; 0 for a class with
+    no example. Every class then weighs the same in the loss, so a rare class is learned as early as a
+    common one instead of only after the model has fitted the frequent classes."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights
 
 
 def epoch_batches(lengths: np.ndarray, batch_size: int, *, seed: int, epoch: int, length_grouped: bool) -> list[np.ndarray]:
@@ -122,6 +140,9 @@ def fine_tune(
     device = next(model.parameters()).device
     lengths = task.lengths(features)
     labels_t = torch.as_tensor(labels, dtype=torch.long)
+    weight = None
+    if config.class_weight == "balanced":
+        weight = torch.as_tensor(balanced_class_weights(np.asarray(labels), model.config.num_labels), dtype=torch.float32, device=device)
     local_batches = -(-int(np.ceil(len(features) / config.batch_size)) // world.size)
     steps_per_epoch = -(-local_batches // config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
@@ -164,7 +185,7 @@ def fine_tune(
             with net.no_sync() if world.distributed and not sync else contextlib.nullcontext():
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                     logits = task.forward(net, inputs)
-                loss = task.loss(logits, y)
+                loss = task.loss(logits, y) if weight is None else task.loss(logits, y, weight=weight)
                 if on_step is not None and numerator:  # numerator 0: a DDP padding step, not recorded
                     on_step(epoch, idx, logits, y)
                 # Scale by the micro-batch's share of the accumulated batch so a partial last batch weighs right.

@@ -106,8 +106,9 @@ class Task:
     def forward(self, net, inputs: dict) -> torch.Tensor:
         return net(**inputs).logits
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.cross_entropy(logits.float(), targets)
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy; with class weights, the weighted mean over the batch."""
+        return torch.nn.functional.cross_entropy(logits.float(), targets, weight=weight)
 
     def statistics(self, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         return step_statistics(logits, targets)

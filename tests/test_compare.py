@@ -109,6 +109,16 @@ def test_compare_writes_results_at_equal_size(compared):
         assert (out / name).stat().st_size > 0
 
 
+def test_parallel_jobs_give_the_same_results(compared, tmp_path, capsys):
+    out = tmp_path / "parallel"
+    assert main(compared["args"]("--out", str(out), "--jobs", "2")) == 0
+    assert "0 cached, 6 to train" in capsys.readouterr().out
+    metrics = ["method", "subset", "size", "seed", "accuracy", "macro_f1", "mcc"]
+    sequential = pd.read_csv(compared["out"] / "results.csv")
+    sequential = sequential[sequential["seed"] < 1002][metrics].reset_index(drop=True)  # another test may have added seed 1002
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv")[metrics], sequential)
+
+
 def test_repeating_compare_trains_nothing(compared, monkeypatch, capsys):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached fine-tune was trained again")

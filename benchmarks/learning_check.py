@@ -14,9 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hprune.cli import main as hprune
+from hprune.diagnostics import learned, learning_report
+from hprune.dynamics import RunDynamics
 from hprune.scoring import load_scoring
 from reproduce import DATA, REPO, sample_rows
 
@@ -33,6 +36,14 @@ TASKS = {
     "squad_v2": ("squad_v2/validation.jsonl", None),
 }
 EVAL_ROWS = 500
+
+
+def learning_report_again(out: Path, manifest: dict, scores: pd.DataFrame) -> dict:
+    """The learning report of a classification scoring folder, recomputed from its recorded dynamics."""
+    correct = np.stack([RunDynamics.load(out / "dynamics" / f"run-{r}.npz").correct for r in range(manifest["config"]["runs"])])
+    labels = pd.Categorical(scores.sort_values("example_id")["label"], categories=manifest["label_names"]).codes
+    return learning_report(correct, labels, seeds=manifest["config"]["seeds"],
+                           eval_accuracy=[info.get("eval_accuracy", []) for info in manifest["runs_info"]])
 
 
 def main(argv=None) -> int:
@@ -53,14 +64,17 @@ def main(argv=None) -> int:
                          "--out", str(out), "--quiet", *(["--threads", str(args.threads)] if args.threads else [])])
             if rc:
                 return rc
-        manifest = load_scoring(out)[0]
+        manifest, scores, _ = load_scoring(out)
         report = manifest["learning_report"]
+        if manifest["task_type"] == "classification" and "balanced_threshold" not in report:
+            report = learning_report_again(out, manifest, scores)  # written before the report had balanced accuracy
         for run in report["runs"]:
             rows.append({"task": task, "run": run["run"], "type": manifest["task_type"], "rows": manifest["n_examples"], "epochs": manifest["config"]["epochs"],
                          "baseline": report["majority_baseline"], "learned above": report["learned_threshold"],
                          "train acc per epoch": " ".join(f"{a:.3f}" for a in run["train_accuracy"]),
+                         "balanced": " ".join(f"{a:.3f}" for a in run.get("train_balanced_accuracy", [])) or "–",
                          "eval per epoch": " ".join(f"{a:.3f}" for a in run.get("eval_accuracy", [])) or "–",
-                         "learned": run["train_accuracy"][-1] > report["learned_threshold"], "seconds": round(manifest["phase1_train_seconds"])})
+                         "learned": learned(report, run), "seconds": round(manifest["phase1_train_seconds"])})
     print(pd.DataFrame(rows).to_string(index=False))
     return 0
 

@@ -83,7 +83,7 @@ def sample_rows(source: Path, sample: tuple[str, int], dest: Path, seed: int = 0
     frame = pd.read_json(source, lines=True)
     frame["source_row"] = np.arange(len(frame))
     if kind == "random":
-        picked = frame.sample(n, random_state=seed)
+        picked = frame.sample(min(n, len(frame)), random_state=seed)  # all rows, shuffled back to file order, when n >= len
     else:
             picked = frame.groupby("label", group_keys=False).apply(lambda g: g.sample(round(n * len(g) / len(frame)), random_state=seed))
     picked.sort_values("source_row").to_json(dest, orient="records", lines=True, force_ascii=False)

@@ -18,10 +18,9 @@ import pandas as pd
 
 from hprune.cli import main as hprune
 from hprune.io import read_json
+from reproduce import DATA, REPO, sample_rows
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-# name -> (train file, eval file, rows: the first n, or a seeded random sample of n for a file sorted by nothing useful)
+# name -> (train file, eval file, rows: reproduce.sample_rows' ("head", n) or seeded ("random", n))
 TASKS = {
     "trec-1k": ("trec/train.jsonl", "trec/test.jsonl", ("head", 1000)),
     "sst2-2k": ("sst2/train.jsonl", "sst2/validation.jsonl", ("random", 2000)),
@@ -30,14 +29,8 @@ LOOPS = {"length-grouped (default)": [], "random batches (plain)": ["--no-length
 
 
 def sample(task: str, work: Path) -> Path:
-    train_rel, _, (kind, n) = TASKS[task]
-    dest = work / "data" / f"{task}.jsonl"
-    if not dest.is_file():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        frame = pd.read_json(DATA / train_rel, lines=True)
-        frame = frame.head(n) if kind == "head" else frame.sample(n, random_state=0).sort_index()
-        frame.to_json(dest, orient="records", lines=True, force_ascii=False)
-    return dest
+    train_rel, _, rows = TASKS[task]
+    return sample_rows(DATA / train_rel, rows, work / "data" / f"{task}.jsonl")
 
 
 def main(argv=None) -> int:

@@ -185,7 +185,7 @@ def fine_tune(
             with net.no_sync() if world.distributed and not sync else contextlib.nullcontext():
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                     logits = task.forward(net, inputs)
-                loss = task.loss(logits, y) if weight is None else task.loss(logits, y, weight=weight)
+                loss = task.loss(logits, y, weight=weight)
                 if on_step is not None and numerator:  # numerator 0: a DDP padding step, not recorded
                     on_step(epoch, idx, logits, y)
                 # Scale by the micro-batch's share of the accumulated batch so a partial last batch weighs right.

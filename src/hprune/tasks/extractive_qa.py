@@ -120,8 +120,9 @@ class ExtractiveQA(Task):
         logits = torch.stack([out.start_logits, out.end_logits], 1)
         return logits.masked_fill(inputs["attention_mask"][:, None] == 0, float("-inf"))
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The mean of the start and end cross-entropies."""
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean of the start and end cross-entropies. Class weights do not apply to positions (defaults.py
+        refuses --class-weight for QA), so `weight` is always None here."""
         return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
 
     def statistics(self, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:

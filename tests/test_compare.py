@@ -29,7 +29,7 @@ def _changed(value):
 CHANGES = {
     "fingerprint": {"fingerprint": "c" * 16}, "eval_fingerprint": {"eval_fingerprint": "c" * 16}, "subset": {"subset": "0126"},
     "method": {"method": "ambiguous"}, "other ids": {"ids": np.arange(1, 11)}, "ids reordered": {"ids": np.arange(10)[::-1]},
-    "seed": {"seed": 1001}, "model": {"model": "other"},
+    "seed": {"seed": 1001}, "model": {"model": "other"}, "test file": {"test_fingerprint": "d" * 16},
     **{f"config.{f.name}": {"config": dataclasses.replace(TrainConfig(), **{f.name: _changed(getattr(TrainConfig(), f.name))})}
        for f in dataclasses.fields(TrainConfig)},
 }
@@ -39,6 +39,10 @@ CHANGES = {
 def test_cache_key_changes_with_every_input(change):
     assert cache_key(**BASE) == cache_key(**{**BASE, "ids": np.arange(10).tolist()})  # stable, whatever the container
     assert cache_key(**{**BASE, **change}) != cache_key(**BASE)
+
+
+def test_no_test_file_keeps_the_keys_of_results_cached_without_one():
+    assert cache_key(**BASE, test_fingerprint=None) == cache_key(**BASE)
 
 
 def test_phase2_seeds_avoid_the_scoring_seeds():
@@ -154,3 +158,16 @@ def test_report_command_regenerates_the_report(compared):
     assert main(["report", str(compared["out"]), "--metric", "mcc"]) == 0
     assert (compared["out"] / "report.html").is_file()
     assert "## Size–MCC trade-off" in (compared["out"] / "report.md").read_text()
+
+
+def test_a_test_file_adds_test_columns_from_the_same_models(compared, tmp_path):
+    out = tmp_path / "tested"
+    evalf = compared["args"]()[compared["args"]().index("--eval") + 1]
+    assert main(compared["args"]("--out", str(out), "--test", evalf, seeds=1)) == 0
+    results = pd.read_csv(out / "results.csv")
+    for m in ("accuracy", "macro_f1", "mcc"):  # tested on the evaluation file itself: the same numbers
+        assert results[f"test_{m}"].tolist() == results[m].tolist()
+        sequential = pd.read_csv(compared["out"] / "results.csv")
+        assert results[m].tolist() == sequential[sequential["seed"] == 1000][m].tolist()  # what compare gave without --test
+    assert "test_accuracy_mean" in pd.read_csv(out / "summary.csv").columns
+    assert "test accuracy" in (out / "report.md").read_text()

@@ -237,6 +237,7 @@ def cmd_compare(args) -> int:
         subsets=args.subsets, methods=args.methods, n_seeds=args.seeds, first_seed=args.first_seed,
         class_balanced=args.class_balanced, metric=metric, task=args.task,
         allow_fingerprint_mismatch=args.allow_fingerprint_mismatch, threads=args.threads, parallel=args.jobs, progress=not args.quiet,
+        test_source=args.test,
     )
     print(format_summary(summary, metric))
     print(f"-> {args.out}: results.csv, summary.csv, report.md, report.html")
@@ -317,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "command trains only what is missing. --model defaults to the scoring's model.")
     p.add_argument("dir", help="a folder written by `hprune score`")
     p.add_argument("--eval", required=True, help="evaluation data (read with the scored data's columns)")
+    p.add_argument("--test", help="a second held-out file every fine-tune is evaluated on too (e.g. SST-2's test split); "
+                   "results.csv and summary.csv get test_ columns, the report and --metric stay on --eval")
     p.add_argument("--train", help="the scored training data (default: the path recorded in the manifest)")
     p.add_argument("--subsets", type=_comma_list, help="comma-separated subset names or codes, e.g. winning-ticket,0126 "
                    "(default: the paper's family when R = 6, else every subset)")

@@ -17,7 +17,7 @@ from .data import LabelledData
 from .errors import HpruneError
 from .finetune import train_and_evaluate
 from .io import atomic_path, ensure_writable, read_json, write_json
-from .metrics import METRICS
+from .metrics import METRICS, TEST_PREFIX
 from .tasks import get_task, task_of
 from .reports import FULL, summarize, write_report
 from .scoring import check_fingerprint, load_scored_data, load_scoring
@@ -35,6 +35,11 @@ RESULT_COLUMNS = ["task", "method", "subset", "size", "fraction", "seed", *METRI
 
 def result_columns(metrics: tuple[str, ...]) -> list[str]:
     return ["task", "method", "subset", "size", "fraction", "seed", *metrics, "train_seconds"]
+
+
+def tested_metrics(metrics: tuple[str, ...], tested: bool) -> tuple[str, ...]:
+    """The task's metrics, followed by their `test_` twins when a test file is evaluated too."""
+    return (*metrics, *(f"{TEST_PREFIX}{m}" for m in metrics)) if tested else tuple(metrics)
 
 
 @dataclass
@@ -79,27 +84,31 @@ def plan(scores: pd.DataFrame, subsets: list[dict], *, subset_names: list[str] |
 
 
 def cache_key(*, fingerprint: str, eval_fingerprint: str, subset: str, method: str, ids: np.ndarray, seed: int,
-              model: str, config: TrainConfig) -> str:
-    """sha256 of everything that determines a fine-tune's result; the example ids in training order."""
+              model: str, config: TrainConfig, test_fingerprint: str | None = None) -> str:
+    """sha256 of everything that determines a fine-tune's result; the example ids in training order.
+    The test file enters only when there is one, so results cached without it keep their keys."""
     ids_digest = hashlib.sha256(np.asarray(ids, dtype="<i8").tobytes()).hexdigest()
     parts = {"fingerprint": fingerprint, "eval_fingerprint": eval_fingerprint, "subset": subset, "method": method,
              "ids": ids_digest, "seed": seed, "model": model, "config": config.to_dict()}
+    if test_fingerprint is not None:
+        parts["test_fingerprint"] = test_fingerprint
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, model: str, config: TrainConfig,
              cache_dir: Path, task: str, metric: str = "accuracy", threads: int | None = None, parallel: int = 1,
-             progress: bool = True) -> pd.DataFrame:
+             progress: bool = True, test_data: LabelledData | None = None) -> pd.DataFrame:
     """One results row per job: read from the cache, or fine-tuned and cached as soon as it finishes.
 
     `parallel` > 1 runs that many fine-tunes at once in worker processes, each on `threads` torch threads
     (default: the cores shared out); on a small CPU two 1-thread fine-tunes side by side beat one on two
     threads (docs/performance.md). Results do not depend on it: each fine-tune is seeded and deterministic."""
-    metric_names = task_of(train).metrics
+    metric_names = tested_metrics(task_of(train).metrics, test_data is not None)
+    test_fingerprint = test_data.fingerprint if test_data is not None else None
 
     def cache_path(job: Job) -> Path:
         key = cache_key(fingerprint=train.fingerprint, eval_fingerprint=eval_data.fingerprint, subset=job.subset,
-                        method=job.method, ids=job.ids, seed=job.seed, model=model, config=config)
+                        method=job.method, ids=job.ids, seed=job.seed, model=model, config=config, test_fingerprint=test_fingerprint)
         return cache_dir / f"{key}.json"
 
     paths = [cache_path(j) for j in jobs]
@@ -110,6 +119,7 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
     def finished(done: int, job: Job, path: Path, metrics: dict) -> None:
         write_json(path, {"method": job.method, "subset": job.subset, "seed": job.seed, "model": model,
                           "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint,
+                          **({"test_fingerprint": test_fingerprint} if test_fingerprint else {}),
                           "config": config.to_dict(), "metrics": metrics})
         eta = (time.perf_counter() - started) / done * (len(todo) - done)
         print(f"[{done}/{len(todo)}] {job.method} {job.subset} seed {job.seed}: {metrics['train_size']} examples, "
@@ -124,14 +134,14 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
         # spawn: fresh workers, never a fork of a process whose torch threads are already running
         with ProcessPoolExecutor(min(parallel, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(train_and_evaluate, model, train, eval_data, config, seed=job.seed, example_ids=job.ids,
-                                   threads=per_job): (job, path) for job, path in todo}
+                                   threads=per_job, test_data=test_data): (job, path) for job, path in todo}
             for done, future in enumerate(as_completed(futures), 1):
                 finished(done, *futures[future], future.result())
     else:
         for done, (job, path) in enumerate(todo, 1):
             label = f"[{done}/{len(todo)}] {job.method} {job.subset} seed {job.seed}"
             finished(done, job, path, train_and_evaluate(model, train, eval_data, config, seed=job.seed, example_ids=job.ids,
-                                                         progress=label if progress else None, threads=threads))
+                                                         progress=label if progress else None, threads=threads, test_data=test_data))
     rows = []
     for job, path in zip(jobs, paths):
         m = read_json(path)["metrics"]
@@ -145,11 +155,13 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
             model: str | None = None, subsets: list[str] | None = None, methods: list[str] | None = None,
             n_seeds: int = 3, first_seed: int | None = None, class_balanced: bool = False, metric: str | None = None,
             task: str | None = None, allow_fingerprint_mismatch: bool = False, threads: int | None = None,
-            parallel: int = 1, progress: bool = True) -> pd.DataFrame:
+            parallel: int = 1, progress: bool = True, test_source: str | None = None) -> pd.DataFrame:
     """Run (or complete) a comparison into `out`: results.csv, summary.csv, compare.json and the report.
 
     `model` defaults to the scoring's model, `methods` to DEFAULT_METHODS, `task` to the scoring folder's
-    name, `metric` to the task's (accuracy; F1 for extractive QA). Returns the summary.
+    name, `metric` to the task's (accuracy; F1 for extractive QA). `test_source`: a second held-out file
+    every fine-tune is evaluated on too (results.csv gets `test_` columns); the report stays on `eval_source`,
+    the one to choose subsets and settings by. Returns the summary.
     """
     manifest, scores, family = load_scoring(scoring_dir)
     metric = check_metric(manifest.get("task_type"), metric)
@@ -157,6 +169,7 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
     if check_fingerprint(manifest, train, allow_mismatch=allow_fingerprint_mismatch):
         print(f"warning: {train.source} is not the data that was scored; comparing anyway (--allow-fingerprint-mismatch)", file=sys.stderr)
     eval_data = load_scored_data(manifest, eval_source, label_names=train.label_names)
+    test_data = load_scored_data(manifest, test_source, label_names=train.label_names) if test_source else None
     out = Path(out)
     ensure_writable(out)
     model = model or manifest["config"]["model"]
@@ -167,13 +180,14 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
     for note in notes:
         print(f"note: {note}")
     results = run_jobs(jobs, train, eval_data, model=model, config=config, cache_dir=out / CACHE_DIR, task=task, metric=metric,
-                       threads=threads, parallel=parallel, progress=progress)
+                       threads=threads, parallel=parallel, progress=progress, test_data=test_data)
     summary = summarize(results)
     _write_csv(results, out / RESULTS_FILE)
     _write_csv(summary, out / SUMMARY_FILE)
     info = {
         "task": task, "scoring_dir": str(Path(scoring_dir).resolve()), "train_source": train.source, "eval_source": eval_data.source,
         "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint, "model": model, "config": config.to_dict(),
+        "test_source": test_data.source if test_data else None, "test_fingerprint": test_data.fingerprint if test_data else None,
         "seeds": seeds, "methods": methods, "subsets": list(dict.fromkeys(j.subset for j in jobs if j.subset != FULL)),
         "class_balanced": class_balanced, "metric": metric,
     }

@@ -8,6 +8,7 @@ import numpy as np
 from .data import LabelledData
 from .models import load_model
 from .tasks import task_of
+from .metrics import TEST_PREFIX
 from .training import TrainConfig, default_device, fine_tune, seed_everything, setup_torch
 
 
@@ -21,9 +22,11 @@ def train_and_evaluate(
     example_ids: np.ndarray | None = None,
     progress: str | None = None,
     threads: int | None = None,
+    test_data: LabelledData | None = None,
 ) -> dict:
     """Fine-tune on `example_ids` of `train` (all rows when None); the task's metrics on `eval_data`
-    (classification: accuracy, macro F1, MCC; multiple choice: accuracy; QA: exact, f1) and timings."""
+    (classification: accuracy, macro F1, MCC; multiple choice: accuracy; QA: exact, f1) and timings;
+    with `test_data`, the same metrics on it too, prefixed `test_`, from the same fine-tuned model."""
     setup_torch(threads)
     seed_everything(seed)
     task = task_of(train)
@@ -34,6 +37,9 @@ def train_and_evaluate(
     fit = fine_tune(model, tokenizer, encoded.features, encoded.targets, config, seed=seed, progress=progress, task=task)
     started = time.perf_counter()
     metrics = task.evaluate(model, tokenizer, eval_data, task.encode(tokenizer, eval_data, config.max_length), bf16=config.bf16)
+    if test_data is not None:
+        tested = task.evaluate(model, tokenizer, test_data, task.encode(tokenizer, test_data, config.max_length), bf16=config.bf16)
+        metrics.update({f"{TEST_PREFIX}{k}": v for k, v in tested.items()})
     return {
         **metrics,
         "train_size": int(len(ids)),

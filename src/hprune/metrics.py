@@ -7,6 +7,7 @@ import numpy as np
 METRICS = ("accuracy", "macro_f1", "mcc")
 # Every metric of every task kind (hprune.tasks: multiple choice has accuracy, extractive QA exact and f1).
 ALL_METRICS = (*METRICS, "exact", "f1")
+TEST_PREFIX = "test_"  # the same metrics on the optional second held-out file (`hprune compare --test`)
 
 
 def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:

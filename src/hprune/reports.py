@@ -12,7 +12,7 @@ import pandas as pd
 
 from .diagnostics import learned_rule
 from .io import atomic_path
-from .metrics import ALL_METRICS
+from .metrics import ALL_METRICS, TEST_PREFIX
 from .subsets import WINNING_TICKET
 
 FULL = "full"  # the method and subset name of the fine-tunes on the full training set
@@ -20,8 +20,13 @@ METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1", "mcc": "MCC", "
 
 
 def metrics_in(frame: pd.DataFrame, suffix: str = "") -> list[str]:
-    """The metrics a results (suffix "") or summary ("_mean") table holds: the task's."""
-    return [m for m in ALL_METRICS if f"{m}{suffix}" in frame.columns]
+    """The metrics a results (suffix "") or summary ("_mean") table holds: the task's, then their test twins."""
+    return [m for m in (*ALL_METRICS, *(TEST_PREFIX + m for m in ALL_METRICS)) if f"{m}{suffix}" in frame.columns]
+
+
+def metric_label(metric: str) -> str:
+    base = metric.removeprefix(TEST_PREFIX)
+    return METRIC_LABELS[base] if base == metric else f"test {METRIC_LABELS[base]}"
 
 
 def h_histogram(scores: pd.DataFrame, n_runs: int) -> pd.DataFrame:
@@ -95,7 +100,7 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "method": summary["method"], "subset": summary["subset"], "size": summary["size"],
         "% of train": (100 * summary["fraction"]).round(1), "seeds": summary["seeds"],
-        **{METRIC_LABELS[m]: _mean_std(summary, m) for m in metrics_in(summary, "_mean")},
+        **{metric_label(m): _mean_std(summary, m) for m in metrics_in(summary, "_mean")},
         "train s": summary["train_seconds_mean"].round(1),
     })
 
@@ -197,9 +202,10 @@ def write_report(out: Path, *, results: pd.DataFrame, scores: pd.DataFrame, subs
     summary = summarize(results)
     settings = ", ".join(f"{k} {v}" for k, v in info["config"].items())
     learning = manifest.get("learning_report")
+    tested = f" (the test columns: {info['test_source']})" if info.get("test_source") else ""
     sections = [
         ("Setup", [f"Model {info['model']}; training data {info['train_source']} ({len(scores)} examples, fingerprint "
-                   f"{info['fingerprint']}); evaluation data {info['eval_source']}; seeds {', '.join(map(str, info['seeds']))}; "
+                   f"{info['fingerprint']}); evaluation data {info['eval_source']}{tested}; seeds {', '.join(map(str, info['seeds']))}; "
                    f"{'class-balanced ' if info['class_balanced'] else ''}baselines at the size of each subset; {settings}. "
                    f"Scoring: {manifest['config']['model']}, R = {n_runs} runs, E = {manifest['config']['epochs']}."]),
         (f"Size–{METRIC_LABELS[metric]} trade-off", [

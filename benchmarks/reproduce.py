@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from hprune.cli import main as hprune
+from hprune.diagnostics import learned
 from hprune.io import write_json
 from hprune.scoring import load_scoring
 from hprune.subsets import subset_mask
@@ -44,6 +45,7 @@ class Spec:
     epochs: int = 3
     split: tuple[str, float, int] | None = None  # (column, eval fraction, seed): our own split of `train` by group
     eval_sample: int | None = None  # a random sample of n evaluation rows
+    test: str | None = None  # a second held-out file every phase-2 fine-tune is also evaluated on
     note: str = ""
 
 
@@ -53,11 +55,11 @@ TASKS = {
     "trec-1k": Spec("trec/train.jsonl", "trec/test.jsonl", "accuracy", ("head", 1000), note="the first 1,000 rows"),
     "cola": Spec("cola/train.jsonl", "cola/validation.jsonl", "mcc"),
     "rte": Spec("rte/train.jsonl", "rte/validation.jsonl", "accuracy"),
-    "sst2": Spec("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", paper=SST2_PAPER),
+    "sst2": Spec("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", paper=SST2_PAPER, test="sst2/test.jsonl"),
     "sst2-20k": Spec("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", ("stratified", 20_000), SST2_PAPER,
-                     note="a stratified 20,000-row sample"),
+                     note="a stratified 20,000-row sample", test="sst2/test.jsonl"),
     "sst2-5k": Spec("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", ("stratified", 5_000), SST2_PAPER,
-                    note="a stratified 5,000-row sample"),
+                    note="a stratified 5,000-row sample", test="sst2/test.jsonl"),
     "arc-easy": Spec("arc_easy/train.jsonl", "arc_easy/validation.jsonl", "accuracy"),
     "openbookqa": Spec("openbookqa/train.jsonl", "openbookqa/test.jsonl", "accuracy"),
     # Only SQuAD v2's validation set exists offline: split by article (hprune split), then a random sample of
@@ -117,7 +119,8 @@ def run_task(task: str, work: Path, subsets: str, methods: str, seeds: int, thre
     _, _, family = load_scoring(scoring)
     names = [n for n in subsets.split(",") if any(s["name"] == n and s["size"] > 0 for s in family)]
     _check(hprune(["compare", str(scoring), "--eval", str(evalf), "--subsets", ",".join(names), "--methods", methods,
-                   "--seeds", str(seeds), "--metric", spec.metric, "--task", task, "--out", str(compare), *threads]))
+                   "--seeds", str(seeds), "--metric", spec.metric, "--task", task, "--out", str(compare), *threads,
+                   *(["--test", str(DATA / spec.test)] if spec.test else [])]))
 
 
 def publish(task: str, work: Path) -> dict | None:
@@ -143,11 +146,16 @@ def publish(task: str, work: Path) -> dict | None:
 
     def stats(method, subset):
         rows = results[(results["method"] == method) & (results["subset"] == subset)]
-        vals = rows[metric].to_numpy()
-        return {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0, "seeds": rows["seed"].tolist(),
-                "values": vals.tolist(), "train_seconds": float(rows["train_seconds"].mean()), "size": int(rows["size"].iloc[0])} if len(rows) else None
+        if not len(rows):
+            return None
+        out = {**mean_std(rows[metric].to_numpy()), "seeds": rows["seed"].tolist(), "train_seconds": float(rows["train_seconds"].mean()),
+               "size": int(rows["size"].iloc[0])}
+        if f"test_{metric}" in rows:
+            out["test"] = mean_std(rows[f"test_{metric}"].to_numpy())
+        return out
 
     wt = next(s for s in family if s["name"] == "winning-ticket")
+    report = manifest["learning_report"]
     entry = {
         "task": task, "metric": metric, "train_size": int(manifest["n_examples"]), "sample_of_full_task": bool(spec.note), "data": spec.note or "the full training set",
         "runs": manifest["config"]["runs"], "epochs": manifest["config"]["epochs"], "model": manifest["config"]["model"],
@@ -161,8 +169,14 @@ def publish(task: str, work: Path) -> dict | None:
         "full_finetune_seconds": stats("full", "full")["train_seconds"],
         "wt_finetune_seconds": (stats("hscore", "winning-ticket") or {}).get("train_seconds"),
         "paper": spec.paper, "warnings": manifest.get("warnings", []),
+        "phase1_runs_learned": sum(learned(report, r) for r in report["runs"]),
+        "phase1_last_eval_accuracy": [r["eval_accuracy"][-1] for r in report["runs"] if r.get("eval_accuracy")],
     }
     return entry
+
+
+def mean_std(values: np.ndarray) -> dict:
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "values": values.tolist()}
 
 
 def write_tables(entries: list[dict]) -> None:
@@ -199,6 +213,22 @@ def write_tables(entries: list[dict]) -> None:
         for s, by_method in e["other_subsets"].items():
             size = next(v["size"] for v in by_method.values() if v)
             lines.append(f"| {e['task']} | {s} | {size} | " + " | ".join(fmt(by_method.get(m)) for m in TABLE_METHODS) + " |")
+    tested = [e for e in entries if e["full"].get("test")]
+    if tested:
+        lines += ["", "## On the test split", "", "The same fine-tuned models, evaluated on the task's test file too (chosen by nothing).", "",
+                  "| task | test file | full set | WT | random (same size) | ambiguous (same size) |", "|---|---|---|---|---|---|"]
+        for e in tested:
+            cells = [fmt((e[k] or {}).get("test")) for k in ("full", "winning_ticket", "random_same_size", "ambiguous_same_size")]
+            lines.append(f"| {e['task']} | {TASKS[e['task']].test} | " + " | ".join(cells) + " |")
+    lines += ["", "## Did the scoring runs learn?", "",
+              "H-scores mean something only when phase 1 learned the task (issue 9). Per task: the phase-1 runs that hprune "
+              "counts as learned (the rule is in each manifest's learning report), their last-epoch accuracy on the evaluation "
+              "file, and hprune's warnings word for word.", ""]
+    for e in entries:
+        evals = e["phase1_last_eval_accuracy"]
+        span = f"{min(evals):.3f}–{max(evals):.3f}" if evals else "not measured"
+        lines.append(f"- {e['task']}: {e['phase1_runs_learned']} of {e['runs']} runs learned; last-epoch eval accuracy {span}."
+                     + "".join(f"\n  - warning: {w}" for w in e["warnings"]))
     lines += ["", "## Where the subset loses", "",
               "An H subset \"matches\" the full set when its mean is within one full-set std; it beats a baseline when its mean is higher.", ""]
     for e in entries:

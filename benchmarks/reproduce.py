@@ -8,6 +8,7 @@ tables docs/results.md and docs/results.json are rebuilt from every task that is
 
     python benchmarks/reproduce.py --tasks trec               # run (or resume) TREC
     python benchmarks/reproduce.py --tasks trec,cola,rte,sst2-20k
+    python benchmarks/reproduce.py --tasks sst2-20k --jobs 2     # alone on 2 cores: 2 runs / fine-tunes at once
     python benchmarks/reproduce.py --publish-only             # rebuild docs/ from what is finished
 """
 from __future__ import annotations
@@ -110,16 +111,20 @@ def task_files(task: str, work: Path) -> tuple[Path, Path]:
     return train, evalf
 
 
-def run_task(task: str, work: Path, subsets: str, methods: str, seeds: int, threads: list[str]) -> None:
+def run_task(task: str, work: Path, subsets: str, methods: str, seeds: int, threads: list[str], jobs: int = 1) -> None:
+    """Phase 1 then phase 2 of one task. jobs > 1: that many scoring runs (as Ray tasks) and fine-tunes at
+    once, each on one thread: on a small CPU, the fastest way through one task."""
     spec = TASKS[task]
     train, evalf = task_files(task, work)
     scoring, compare = work / task / "scoring", work / task / "compare"
+    score_options = ["--executor", "ray", "--cpus-per-run", "1"] if jobs > 1 else threads
+    compare_options = ["--jobs", str(jobs), "--threads", "1"] if jobs > 1 else threads
     _check(hprune(["score", "--train", str(train), "--eval", str(evalf), "--runs", "6", "--epochs", str(spec.epochs),
-                   "--out", str(scoring), *threads]))
+                   "--out", str(scoring), *score_options]))
     _, _, family = load_scoring(scoring)
     names = [n for n in subsets.split(",") if any(s["name"] == n and s["size"] > 0 for s in family)]
     _check(hprune(["compare", str(scoring), "--eval", str(evalf), "--subsets", ",".join(names), "--methods", methods,
-                   "--seeds", str(seeds), "--metric", spec.metric, "--task", task, "--out", str(compare), *threads,
+                   "--seeds", str(seeds), "--metric", spec.metric, "--task", task, "--out", str(compare), *compare_options,
                    *(["--test", str(DATA / spec.test)] if spec.test else [])]))
 
 
@@ -262,6 +267,8 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default=METHODS, help="how each subset's size is filled: hscore (the subset itself) and baselines")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch threads per process (1 when other jobs share the CPU)")
+    p.add_argument("--jobs", type=int, default=1, help="scoring runs and fine-tunes at once, one thread each (needs hprune[ray] "
+                   "for the runs); 2 on a 2-core CPU when this is the only job")
     p.add_argument("--publish-only", action="store_true", help="only rebuild docs/ from finished tasks")
     args = p.parse_args(argv)
     work = Path(args.work)
@@ -271,7 +278,7 @@ def main(argv=None) -> int:
         p.error(f"unknown task {', '.join(unknown)}; choose from {', '.join(TASKS)}")
     if not args.publish_only:
         for task in tasks:
-            run_task(task, work, args.subsets, args.methods, args.seeds, ["--threads", str(args.threads)] if args.threads else [])
+            run_task(task, work, args.subsets, args.methods, args.seeds, ["--threads", str(args.threads)] if args.threads else [], args.jobs)
     entries = [e for e in (publish(t, work) for t in TASKS) if e]
     write_tables(entries)
     print(f"published {', '.join(e['task'] for e in entries) or 'nothing yet'} -> docs/results.md, docs/results.json")

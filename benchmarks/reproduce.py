@@ -220,7 +220,7 @@ def write_tables(entries: list[dict]) -> None:
             lines.append(f"| {e['task']} | {s} | {size} | " + " | ".join(fmt(by_method.get(m)) for m in TABLE_METHODS) + " |")
     tested = [e for e in entries if e["full"].get("test")]
     if tested:
-        lines += ["", "## On the test split", "", "The same fine-tuned models, evaluated on the task's test file too (chosen by nothing).", "",
+        lines += ["", "## On the test split", "", "The same fine-tuned models, evaluated on the task's test file too; nothing (subsets, settings, seeds) was chosen by it.", "",
                   "| task | test file | full set | WT | random (same size) | ambiguous (same size) |", "|---|---|---|---|---|---|"]
         for e in tested:
             cells = [fmt((e[k] or {}).get("test")) for k in ("full", "winning_ticket", "random_same_size", "ambiguous_same_size")]

@@ -109,3 +109,12 @@ def test_a_run_that_learned_every_class_is_not_called_unlearned_for_missing_the_
     assert report["learned_threshold"] == 0.85 and report["balanced_threshold"] == 0.625
     warnings = learning_warnings(report, _scores(np.ones(100, dtype=int), labels.astype(str)), [], 2)
     assert len(warnings) == 1 and "1 of 2 scoring runs" in warnings[0] and "run 1: 0.80 (balanced 0.50)" in warnings[0]
+
+
+def test_the_advice_follows_the_learning_rate_the_runs_used():
+    from hprune.diagnostics import what_to_change
+
+    assert what_to_change({"lr": 2e-5, "epochs": 3, "max_length": 128}).startswith("raise --lr (now 2e-05; small models want 0.0001 or more), add --epochs (now 3)")
+    advice = what_to_change({"lr": 1e-4, "epochs": 3, "max_length": 128})
+    assert advice.startswith("add --epochs (now 3)") and "raise --lr" not in advice and "another --lr (now 0.0001)" in advice
+    assert what_to_change(None).startswith("raise --lr (small models")

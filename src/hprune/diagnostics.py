@@ -80,9 +80,26 @@ def learned(report: dict, run: dict) -> bool:
     return "train_balanced_accuracy" in run and run["train_balanced_accuracy"][-1] >= report["balanced_threshold"]
 
 
-def learning_warnings(report: dict, scores: pd.DataFrame, subsets: list[dict], n_runs: int) -> list[str]:
-    """Plain-language warnings with what to change; empty when the scores look meaningful."""
-    fix = "raise --lr (small models want 1e-4 or more), add --epochs, or raise --max-length if texts are cut"
+def what_to_change(config: dict | None) -> str:
+    """The advice of a warning, from the settings the runs used (when known): a learning rate already at
+    the small-model level is not the first thing to raise."""
+    from .defaults import SMALL_MODEL_LR  # defaults imports torch, which the caller (scoring) has loaded already
+
+    config = config or {}
+    lr, epochs, max_length = config.get("lr"), config.get("epochs"), config.get("max_length")
+    now = lambda value: f" (now {value:g})" if value is not None else ""
+    more_steps = f"add --epochs{now(epochs)}"
+    longer = f"raise --max-length{now(max_length)} if texts are cut"
+    if lr is not None and lr >= SMALL_MODEL_LR:
+        return f"{more_steps}, {longer}, or try another --lr{now(lr)}"
+    used = f"now {lr:g}; " if lr is not None else ""
+    return f"raise --lr ({used}small models want {SMALL_MODEL_LR:g} or more), {more_steps}, or {longer}"
+
+
+def learning_warnings(report: dict, scores: pd.DataFrame, subsets: list[dict], n_runs: int, *, config: dict | None = None) -> list[str]:
+    """Plain-language warnings with what to change (`config`: the runs' settings, for the advice); empty
+    when the scores look meaningful."""
+    fix = what_to_change(config)
     out = []
     weak = [r for r in report["runs"] if not learned(report, r)]
     if weak:

@@ -293,7 +293,7 @@ def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info:
     subsets = describe_subsets(scores, config["runs"])
     report = diagnostics.learning_report(arrays["correct"], labels, seeds=config["seeds"],
                                          eval_accuracy=[i.get("eval_accuracy", []) for i in run_info], baseline=baseline)
-    warnings = diagnostics.learning_warnings(report, scores, subsets, config["runs"])
+    warnings = diagnostics.learning_warnings(report, scores, subsets, config["runs"], config=config)
     manifest = {
         "config": config,
         **(manifest or {}),

@@ -90,7 +90,7 @@ def sample_rows(source: Path, sample: tuple[str, int], dest: Path, seed: int = 0
     if kind == "random":
         picked = frame.sample(min(n, len(frame)), random_state=seed)  # all rows, shuffled back to file order, when n >= len
     else:
-        picked = frame.groupby("label", group_keys=False).apply(lambda g: g.sample(round(n * len(g) / len(frame)), random_state=seed))
+        picked = frame.groupby("label").sample(frac=min(1.0, n / len(frame)), random_state=seed)  # keeps the label column
     picked.sort_values("source_row").to_json(dest, orient="records", lines=True, force_ascii=False)
     return dest
 

@@ -25,6 +25,7 @@ import pandas as pd
 from hprune.cli import main as hprune
 from hprune.diagnostics import learned
 from hprune.io import write_json
+from hprune.metrics import TEST_PREFIX
 from hprune.scoring import load_scoring
 from hprune.subsets import subset_mask
 
@@ -156,8 +157,8 @@ def publish(task: str, work: Path) -> dict | None:
             return None
         out = {**mean_std(rows[metric].to_numpy()), "seeds": rows["seed"].tolist(), "train_seconds": float(rows["train_seconds"].mean()),
                "size": int(rows["size"].iloc[0])}
-        if f"test_{metric}" in rows:
-            out["test"] = mean_std(rows[f"test_{metric}"].to_numpy())
+        if f"{TEST_PREFIX}{metric}" in rows:
+            out["test"] = mean_std(rows[f"{TEST_PREFIX}{metric}"].to_numpy())
         return out
 
     wt = next(s for s in family if s["name"] == "winning-ticket")

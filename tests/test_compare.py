@@ -92,7 +92,7 @@ def compared(tmp_path_factory, tiny_bert):
                 "--seeds", str(seeds), *common, *extra]
 
     assert main(args("--out", str(out))) == 0
-    return {"tmp": tmp, "train": train, "scoring": scoring, "out": out, "args": args}
+    return {"tmp": tmp, "train": train, "eval": evalf, "scoring": scoring, "out": out, "args": args}
 
 
 def test_compare_writes_results_at_equal_size(compared):
@@ -162,12 +162,11 @@ def test_report_command_regenerates_the_report(compared):
 
 def test_a_test_file_adds_test_columns_from_the_same_models(compared, tmp_path):
     out = tmp_path / "tested"
-    evalf = compared["args"]()[compared["args"]().index("--eval") + 1]
-    assert main(compared["args"]("--out", str(out), "--test", evalf, seeds=1)) == 0
+    assert main(compared["args"]("--out", str(out), "--test", str(compared["eval"]), seeds=1)) == 0
     results = pd.read_csv(out / "results.csv")
+    untested = pd.read_csv(compared["out"] / "results.csv")
     for m in ("accuracy", "macro_f1", "mcc"):  # tested on the evaluation file itself: the same numbers
         assert results[f"test_{m}"].tolist() == results[m].tolist()
-        sequential = pd.read_csv(compared["out"] / "results.csv")
-        assert results[m].tolist() == sequential[sequential["seed"] == 1000][m].tolist()  # what compare gave without --test
+        assert results[m].tolist() == untested[untested["seed"] == 1000][m].tolist()  # what compare gave without --test
     assert "test_accuracy_mean" in pd.read_csv(out / "summary.csv").columns
     assert "test accuracy" in (out / "report.md").read_text()

@@ -35,11 +35,14 @@ def train_and_evaluate(
     ids = train.example_ids if example_ids is None else np.asarray(example_ids, dtype=np.int64)
     encoded = task.encode(tokenizer, train, config.max_length, ids=ids)
     fit = fine_tune(model, tokenizer, encoded.features, encoded.targets, config, seed=seed, progress=progress, task=task)
+
+    def evaluate(data: LabelledData) -> dict[str, float]:
+        return task.evaluate(model, tokenizer, data, task.encode(tokenizer, data, config.max_length), bf16=config.bf16)
+
     started = time.perf_counter()
-    metrics = task.evaluate(model, tokenizer, eval_data, task.encode(tokenizer, eval_data, config.max_length), bf16=config.bf16)
+    metrics = evaluate(eval_data)
     if test_data is not None:
-        tested = task.evaluate(model, tokenizer, test_data, task.encode(tokenizer, test_data, config.max_length), bf16=config.bf16)
-        metrics.update({f"{TEST_PREFIX}{k}": v for k, v in tested.items()})
+        metrics.update({f"{TEST_PREFIX}{k}": v for k, v in evaluate(test_data).items()})
     return {
         **metrics,
         "train_size": int(len(ids)),

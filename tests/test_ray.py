@@ -68,3 +68,17 @@ def test_ray_options_need_the_ray_executor(tmp_path, tiny_bert, capsys):
     train = head_rows("trec", "train", 20, tmp_path / "train.jsonl")
     code = main(["score", "--train", str(train), "--model", tiny_bert, "--runs", "2", "--out", str(tmp_path / "x"), "--ray-address", "auto"])
     assert code == 2 and "--executor ray" in capsys.readouterr().err
+
+
+def test_epoch_progress_reports_each_finished_epoch_once(tmp_path):
+    from hprune.executors import epoch_progress
+    from hprune.io import write_json
+
+    (tmp_path / "dynamics").mkdir()
+    seen = {}
+    assert epoch_progress(tmp_path, [0, 1], 2, 3, seen) == []  # nothing written yet
+    write_json(tmp_path / "dynamics" / "run-1.json", {"train_loss": [0.5], "eval_accuracy": [0.8], "train_seconds": 12.0})
+    assert epoch_progress(tmp_path, [0, 1], 2, 3, seen) == ["run 2/2: epoch 1/3 done, train loss 0.5000, eval accuracy 0.8000 (12 s training)"]
+    assert epoch_progress(tmp_path, [0, 1], 2, 3, seen) == []  # said once
+    write_json(tmp_path / "dynamics" / "run-1.json", {"train_loss": [0.5, 0.25], "eval_accuracy": [], "train_seconds": 20.0})
+    assert epoch_progress(tmp_path, [0, 1], 2, 3, seen) == ["run 2/2: epoch 2/3 done, train loss 0.2500 (20 s training)"]

@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 
 from .errors import HpruneError
-from .io import write_json
+from .io import read_json, write_json
 from .scoring import RunInputs, finished_run, run_paths, score_run
+
+POLL_SECONDS = 30  # how often the driver looks for finished epochs while the runs train
 
 
 def import_ray():
@@ -45,9 +47,14 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
         shared = ray.put(dataclasses.replace(inputs, progress=False))
         task = ray.remote(score_run).options(num_cpus=cpus, num_gpus=gpus_per_run or 0, max_retries=0)
         pending = {task.remote(shared, r, worker_out, threads=cpus): r for r in todo}
-        t0 = time.perf_counter()
+        t0, epochs_seen = time.perf_counter(), {}
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+            if not ready:
+                if progress and worker_out is not None:
+                    for line in epoch_progress(worker_out, sorted(pending.values()), cfg.runs, cfg.train.epochs, epochs_seen):
+                        print(line, flush=True)
+                continue
             r = pending.pop(ready[0])
             try:
                 results[r] = ray.get(ready[0])
@@ -62,6 +69,26 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
         if started_here:
             ray.shutdown()
     return [results[r] for r in range(cfg.runs)]
+
+
+def epoch_progress(out: Path, runs: list[int], n_runs: int, n_epochs: int, seen: dict[int, int]) -> list[str]:
+    """A line for every epoch that one of `runs` finished since the last call (`seen`: run -> epochs
+    reported), read from the info file a local worker rewrites at each epoch end: a Ray run takes many
+    minutes, and its workers' own progress bars are not shown."""
+    lines = []
+    for r in runs:
+        path = run_paths(out, r)["json"]
+        try:
+            info = read_json(path)
+        except (OSError, ValueError):  # not written yet
+            continue
+        done = len(info.get("train_loss", []))
+        if done > seen.get(r, 0):
+            seen[r] = done
+            evals = info.get("eval_accuracy", [])
+            lines.append(f"run {r + 1}/{n_runs}: epoch {done}/{n_epochs} done, train loss {info['train_loss'][-1]:.4f}"
+                         + (f", eval accuracy {evals[-1]:.4f}" if evals else "") + f" ({info.get('train_seconds', 0):.0f} s training)")
+    return lines
 
 
 def _init(ray, address: str | None, cpus_per_run: int) -> None:

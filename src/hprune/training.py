@@ -139,7 +139,7 @@ def fine_tune(
     world = world or World()
     device = next(model.parameters()).device
     lengths = task.lengths(features)
-    labels_t = torch.as_tensor(labels, dtype=torch.long)
+    labels_t = torch.tensor(labels, dtype=torch.long)  # a copy: arrays from Ray's object store are read-only
     weight = None
     if config.class_weight == "balanced":
         weight = torch.as_tensor(balanced_class_weights(np.asarray(labels), model.config.num_labels), dtype=torch.float32, device=device)

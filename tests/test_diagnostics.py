@@ -112,9 +112,13 @@ def test_a_run_that_learned_every_class_is_not_called_unlearned_for_missing_the_
 
 
 def test_the_advice_follows_the_learning_rate_the_runs_used():
-    from hprune.diagnostics import what_to_change
+    from hprune.diagnostics import TRAINER_ADVICE, what_to_change
 
     assert what_to_change({"lr": 2e-5, "epochs": 3, "max_length": 128}).startswith("raise --lr (now 2e-05; small models want 0.0001 or more), add --epochs (now 3)")
     advice = what_to_change({"lr": 1e-4, "epochs": 3, "max_length": 128})
     assert advice.startswith("add --epochs (now 3)") and "raise --lr" not in advice and "another --lr (now 0.0001)" in advice
     assert what_to_change(None).startswith("raise --lr (small models")
+    # a Trainer user (hprune.hf.DynamicsTrainer) is told the TrainingArguments, not hprune's options
+    assert what_to_change({"lr": 2e-5, "epochs": 3}, advice=TRAINER_ADVICE) == (
+        "raise learning_rate (now 2e-05; small models want 0.0001 or more), raise num_train_epochs (now 3), "
+        "or raise the tokenizer's max_length if texts are cut")

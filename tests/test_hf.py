@@ -72,6 +72,7 @@ def test_trainer_records_every_micro_batch_once_per_epoch_and_scores(tmp_path, t
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["config"]["seeds"] == [0, 1]
     assert manifest["fingerprint"] == data.fingerprint and manifest["train_source"] == data.source
+    assert not any("--lr" in w or "--epochs" in w for w in manifest["warnings"])  # advice in TrainingArguments' words
     assert trainer.scoring_.subsets[0]["name"] == "winning-ticket"
     assert main(["subsets", str(out)]) == 0
     assert main(["export", str(out), "--out", str(tmp_path / "wt.jsonl")]) == 0

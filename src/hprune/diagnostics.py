@@ -80,26 +80,32 @@ def learned(report: dict, run: dict) -> bool:
     return "train_balanced_accuracy" in run and run["train_balanced_accuracy"][-1] >= report["balanced_threshold"]
 
 
-def what_to_change(config: dict | None) -> str:
+CLI_ADVICE = {"lr": "--lr", "epochs": "add --epochs", "max_length": "raise --max-length"}
+TRAINER_ADVICE = {"lr": "learning_rate", "epochs": "raise num_train_epochs", "max_length": "raise the tokenizer's max_length"}
+
+
+def what_to_change(config: dict | None, *, advice: dict[str, str] = CLI_ADVICE) -> str:
     """The advice of a warning, from the settings the runs used (when known): a learning rate already at
-    the small-model level is not the first thing to raise."""
+    the small-model level is not the first thing to raise. `advice` words the settings for the user's
+    interface: hprune's options, or TRAINER_ADVICE for a Transformers Trainer's arguments."""
     from .defaults import SMALL_MODEL_LR  # defaults imports torch, which the caller (scoring) has loaded already
 
     config = config or {}
     lr, epochs, max_length = config.get("lr"), config.get("epochs"), config.get("max_length")
     now = lambda value: f" (now {value:g})" if value is not None else ""
-    more_steps = f"add --epochs{now(epochs)}"
-    longer = f"raise --max-length{now(max_length)} if texts are cut"
+    more_steps = f"{advice['epochs']}{now(epochs)}"
+    longer = f"{advice['max_length']}{now(max_length)} if texts are cut"
     if lr is not None and lr >= SMALL_MODEL_LR:
-        return f"{more_steps}, {longer}, or try another --lr{now(lr)}"
+        return f"{more_steps}, {longer}, or try another {advice['lr']}{now(lr)}"
     used = f"now {lr:g}; " if lr is not None else ""
-    return f"raise --lr ({used}small models want {SMALL_MODEL_LR:g} or more), {more_steps}, or {longer}"
+    return f"raise {advice['lr']} ({used}small models want {SMALL_MODEL_LR:g} or more), {more_steps}, or {longer}"
 
 
-def learning_warnings(report: dict, scores: pd.DataFrame, subsets: list[dict], n_runs: int, *, config: dict | None = None) -> list[str]:
+def learning_warnings(report: dict, scores: pd.DataFrame, subsets: list[dict], n_runs: int, *, config: dict | None = None,
+                      advice: dict[str, str] = CLI_ADVICE) -> list[str]:
     """Plain-language warnings with what to change (`config`: the runs' settings, for the advice); empty
     when the scores look meaningful."""
-    fix = what_to_change(config)
+    fix = what_to_change(config, advice=advice)
     out = []
     weak = [r for r in report["runs"] if not learned(report, r)]
     if weak:

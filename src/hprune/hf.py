@@ -28,6 +28,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from .data import LabelledData
+from .diagnostics import TRAINER_ADVICE
 from .distributed import all_gather, current_world, gather_epoch
 from .dynamics import DynamicsRecorder, RunDynamics
 from .errors import HpruneError
@@ -191,7 +192,8 @@ class DynamicsTrainer(Trainer):
                                                                          "pair_column": None, "label_column": None, "label_names": names}
         manifest = {"fingerprint": info[0].get("fingerprint"), "eval_fingerprint": None, **data_info, "eval_source": None,
                     "device": str(self.args.device), "executor": "DynamicsTrainer"}
-        return write_scoring(out, runs, info, labels=labels, label_names=names, config=config, example_ids=self.example_ids, manifest=manifest)
+        return write_scoring(out, runs, info, labels=labels, label_names=names, config=config, example_ids=self.example_ids, manifest=manifest,
+                             advice=TRAINER_ADVICE)
 
 
 class _Recording(TrainerCallback):

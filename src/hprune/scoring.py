@@ -277,7 +277,7 @@ class Scoring:
 
 def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info: list[dict], *, labels: np.ndarray,
                   label_names: list[str], config: dict, example_ids: np.ndarray | None = None, manifest: dict | None = None,
-                  baseline: tuple[float, str] | None = None) -> Scoring:
+                  baseline: tuple[float, str] | None = None, advice: dict[str, str] = diagnostics.CLI_ADVICE) -> Scoring:
     """Scores, subsets, learning report and warnings of R recorded runs; with `out_dir`, also write
     scores.parquet, subsets.json and manifest.json (status complete) there, which `hprune subsets`,
     `export`, `train --subset` and `compare` read. Used by HScorer and by hprune.hf.DynamicsTrainer.
@@ -285,7 +285,8 @@ def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info:
     `config` needs "runs", "seed" and "seeds" (the score maths and the learning report use them);
     `example_ids` are the ids of the arrays' columns (default 0..N-1); `manifest` holds the other
     manifest fields (data source, columns and fingerprint, timings, ...); `baseline` the (training
-    accuracy, name) of a trivial predictor when it is not the majority class (QA: never answering).
+    accuracy, name) of a trivial predictor when it is not the majority class (QA: never answering);
+    `advice` how the warnings name the settings (default hprune's options).
     """
     arrays = stack_runs(runs)
     ids = np.arange(len(labels), dtype=np.int64) if example_ids is None else np.asarray(example_ids, dtype=np.int64)
@@ -293,7 +294,7 @@ def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info:
     subsets = describe_subsets(scores, config["runs"])
     report = diagnostics.learning_report(arrays["correct"], labels, seeds=config["seeds"],
                                          eval_accuracy=[i.get("eval_accuracy", []) for i in run_info], baseline=baseline)
-    warnings = diagnostics.learning_warnings(report, scores, subsets, config["runs"], config=config)
+    warnings = diagnostics.learning_warnings(report, scores, subsets, config["runs"], config=config, advice=advice)
     manifest = {
         "config": config,
         **(manifest or {}),

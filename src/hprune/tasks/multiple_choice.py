@@ -56,7 +56,6 @@ def is_text(v) -> bool:
 
 class MultipleChoice(Task):
     name = "multiple-choice"
-    head = "AutoModelForMultipleChoice"
     metrics = ("accuracy",)
     ragged = True
 

@@ -125,7 +125,7 @@ def run_task(task: str, work: Path, subsets: str, methods: str, seeds: int, thre
     _check(hprune(["score", "--train", str(train), "--eval", str(evalf), "--runs", "6", "--epochs", str(spec.epochs),
                    "--out", str(scoring), *score_options]))
     _, _, family = load_scoring(scoring)
-    names = [n for n in subsets.split(",") if any(s["name"] == n and s["size"] > 0 for s in family)]
+    names = nonempty(subsets.split(","), family)
     _check(hprune(["compare", str(scoring), "--eval", str(evalf), "--subsets", ",".join(names), "--methods", methods,
                    "--seeds", str(seeds), "--metric", spec.metric, "--task", task, "--out", str(compare), *compare_options,
                    *(["--test", str(DATA / spec.test)] if spec.test else [])]))
@@ -177,8 +177,7 @@ def publish(task: str, work: Path) -> dict | None:
         "full_finetune_seconds": stats("full", "full")["train_seconds"],
         "wt_finetune_seconds": (stats("hscore", "winning-ticket") or {}).get("train_seconds"),
         "paper": spec.paper, "warnings": manifest.get("warnings", []),
-        "subsets_not_compared": [n for n in SUBSETS.split(",") if n not in set(results["subset"])
-                                 and any(s["name"] == n and s["size"] > 0 for s in family)],
+        "subsets_not_compared": [n for n in nonempty(SUBSETS.split(","), family) if n not in set(results["subset"])],
         "phase1_runs_learned": sum(learned(report, r) for r in report["runs"]),
         "phase1_last_eval_accuracy": [r["eval_accuracy"][-1] for r in report["runs"] if r.get("eval_accuracy")],
     }
@@ -258,6 +257,11 @@ def write_tables(entries: list[dict]) -> None:
             lines.append(f"- {e['task']}, {name} ({size} examples, {size / e['train_size']:.0%}): {fmt(h)} {verdict} the full set's "
                          f"{fmt(full)}; at the same size " + ", ".join(baselines) + ".")
     (DOCS / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def nonempty(names: list[str], family: list[dict]) -> list[str]:
+    """The named subsets that hold examples on this task (an empty one cannot be fine-tuned on)."""
+    return [n for n in names if any(s["name"] == n and s["size"] > 0 for s in family)]
 
 
 def _check(rc: int) -> None:

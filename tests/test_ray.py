@@ -82,3 +82,12 @@ def test_epoch_progress_reports_each_finished_epoch_once(tmp_path):
     assert epoch_progress(tmp_path, [0, 1], 2, 3, seen) == []  # said once
     write_json(tmp_path / "dynamics" / "run-1.json", {"train_loss": [0.5, 0.25], "eval_accuracy": [], "train_seconds": 20.0})
     assert epoch_progress(tmp_path, [0, 1], 2, 3, seen) == ["run 2/2: epoch 2/3 done, train loss 0.2500 (20 s training)"]
+
+
+def test_busy_machine_warning_only_when_ray_would_share_cores():
+    from hprune.executors import busy_machine_warning
+
+    assert busy_machine_warning(0.1, 2, 6) is None  # an idle machine
+    assert busy_machine_warning(1.0, 4, 2) is None  # busy, but the runs fit on the free cores
+    warning = busy_machine_warning(1.2, 2, 6)
+    assert "load 1.2 on 2 cores" in warning and "--executor local" in warning

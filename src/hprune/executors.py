@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
         return [results[r] for r in range(cfg.runs)]
     started_here = not ray.is_initialized()
     if started_here:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # not on Windows
+        if address is None and (warning := busy_machine_warning(load, os.cpu_count() or 1, len(todo) * cpus)):
+            print(warning, file=sys.stderr, flush=True)
         _init(ray, address, cpus)
     worker_out = out if address is None else None  # a cluster's workers may not see this disk
     try:
@@ -89,6 +93,16 @@ def epoch_progress(out: Path, runs: list[int], n_runs: int, n_epochs: int, seen:
             lines.append(f"run {r + 1}/{n_runs}: epoch {done}/{n_epochs} done, train loss {info['train_loss'][-1]:.4f}"
                          + (f", eval accuracy {evals[-1]:.4f}" if evals else "") + f" ({info.get('train_seconds', 0):.0f} s training)")
     return lines
+
+
+def busy_machine_warning(load: float, cores: int, cpus_wanted: int) -> str | None:
+    """A warning when other work already holds the cores a local Ray's runs would need: Ray starts its
+    local workers at a low CPU priority (nice 15, measured), so beside busy processes they get a small
+    share of the CPU and the runs take several times longer (930 s instead of 405 s an epoch, measured)."""
+    if load + min(cpus_wanted, cores) <= cores + 0.5:
+        return None
+    return (f"warning: this machine is busy (load {load:.1f} on {cores} cores) and Ray's local workers run at low CPU priority, "
+            "so the runs will be slow beside that work; run the scoring alone, or use --executor local")
 
 
 def _init(ray, address: str | None, cpus_per_run: int) -> None:

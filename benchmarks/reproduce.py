@@ -218,7 +218,7 @@ def write_tables(entries: list[dict]) -> None:
     partial = [e for e in entries if e["subsets_not_compared"]]
     if pending or partial:
         lines += ["", f"Not finished yet (run `python benchmarks/reproduce.py --tasks {','.join(pending + [e['task'] for e in partial])}`; "
-                  "it resumes where it stopped): " + ", ".join(f"{t} ({TASKS[t].note or 'full training set'}{'; blocked: ' + TASKS[t].blocked if TASKS[t].blocked else ''})" for t in pending)
+                  "it resumes where it stopped): " + ", ".join(f"{t} ({'; blocked: '.join(filter(None, [TASKS[t].note or 'full training set', TASKS[t].blocked]))})" for t in pending)
                   + "".join(f"; {e['task']}: subset {', '.join(e['subsets_not_compared'])} not compared yet" for e in partial) + "."]
     lines += ["", "## Smaller automatic subsets", "", "| task | subset | size | " + " | ".join(TABLE_METHODS) + " |",
               "|---|---|---|" + "---|" * len(TABLE_METHODS)]

@@ -165,19 +165,20 @@ def publish(task: str, work: Path) -> dict | None:
         return out
 
     wt = next(s for s in family if s["name"] == "winning-ticket")
+    full, wt_hscore = stats("full", "full"), stats("hscore", "winning-ticket") or {}
     report = manifest["learning_report"]
     entry = {
         "task": task, "metric": metric, "train_size": int(manifest["n_examples"]), "sample_of_full_task": bool(spec.note), "data": spec.note or "the full training set",
         "runs": manifest["config"]["runs"], "epochs": manifest["config"]["epochs"], "model": manifest["config"]["model"],
-        "full": stats("full", "full"),
-        "winning_ticket": {"fraction": wt["fraction"], **(stats("hscore", "winning-ticket") or {})},
+        "full": full,
+        "winning_ticket": {"fraction": wt["fraction"], **wt_hscore},
         "random_same_size": stats("random", "winning-ticket"), "ambiguous_same_size": stats("ambiguous", "winning-ticket"),
         "other_subsets": {s: {m: stats(m, s) for m in sorted(results[results["subset"] == s]["method"].unique())}
                           for s in results["subset"].unique() if s not in ("full", "winning-ticket")},
         "all_wt_methods": {m: stats(m, "winning-ticket") for m in sorted(results[results["subset"] == "winning-ticket"]["method"].unique())},
         "phase1_seconds": manifest["phase1_train_seconds"],
-        "full_finetune_seconds": stats("full", "full")["train_seconds"],
-        "wt_finetune_seconds": (stats("hscore", "winning-ticket") or {}).get("train_seconds"),
+        "full_finetune_seconds": full["train_seconds"],
+        "wt_finetune_seconds": wt_hscore.get("train_seconds"),
         "paper": spec.paper, "warnings": manifest.get("warnings", []),
         "subsets_not_compared": [n for n in nonempty(SUBSETS.split(","), family) if n not in set(results["subset"])],
         "phase1_runs_learned": sum(learned(report, r) for r in report["runs"]),

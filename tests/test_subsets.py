@@ -85,10 +85,10 @@ def test_ties_are_broken_by_random_order_not_file_position():
 
 
 def test_describe_counts_classes_and_flags_starved_ones():
-    s = pd.DataFrame({"example_id": range(8), "label": list("aaaabbbb"), "h_score": [1, 1, 1, 1, 0, 0, 0, 2]})
+    s = pd.DataFrame({"example_id": range(12), "label": list("aaaaabbbbbcc"), "h_score": [1] * 5 + [0, 0, 0, 0, 2] + [0, 0]})
     wt = describe_subsets(s, 2)[0]
-    assert wt["size"] == 4 and wt["per_class"] == {"a": 4, "b": 0} and wt["fraction"] == 0.5
-    assert starved_classes(wt, s) == ["b"]
+    assert wt["size"] == 5 and wt["per_class"] == {"a": 5, "b": 0, "c": 0} and wt["fraction"] == 5 / 12
+    assert starved_classes(wt, s) == ["b"]  # c had 2 examples in all: rare in the data, not starved by pruning
 
 
 def test_random_baseline_draws_a_fresh_subset_per_seed():

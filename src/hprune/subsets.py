@@ -94,12 +94,16 @@ def starved_classes(subset: dict, scores: pd.DataFrame, *, min_share: float = 0.
     """Classes that a subset leaves with no or very few examples.
 
     A class is starved when it keeps fewer than `min_count` examples (while it had more) or less than
-    `min_share` of what a random subset of the same size would give it.
+    `min_share` of what a random subset of the same size would give it. A class with fewer than
+    `min_count` examples in the whole set is never starved: pruning cannot make it rarer than the data
+    made it (ARC-Easy's fifth choice is the answer of 2 questions out of 2,251).
     """
     full = scores["label"].astype(str).value_counts()
     n = len(scores)
     out = []
     for c, kept in subset["per_class"].items():
+        if full[c] < min_count:
+            continue
         expected = full[c] * subset["size"] / n
         if (kept < min_count and full[c] > kept) or kept < min_share * expected:
             out.append(c)

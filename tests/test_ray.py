@@ -90,4 +90,4 @@ def test_busy_machine_warning_only_when_ray_would_share_cores():
     assert busy_machine_warning(0.1, 2, 6) is None  # an idle machine
     assert busy_machine_warning(1.0, 4, 2) is None  # busy, but the runs fit on the free cores
     warning = busy_machine_warning(1.2, 2, 6)
-    assert "load 1.2 on 2 cores" in warning and "--executor local" in warning
+    assert "1.2 of 2 cores in use" in warning and "--executor local" in warning

@@ -42,8 +42,7 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
         return [results[r] for r in range(cfg.runs)]
     started_here = not ray.is_initialized()
     if started_here:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # not on Windows
-        if address is None and (warning := busy_machine_warning(load, os.cpu_count() or 1, len(todo) * cpus)):
+        if address is None and (warning := busy_machine_warning(_busy_cores(), os.cpu_count() or 1, len(todo) * cpus)):
             print(warning, file=sys.stderr, flush=True)
         _init(ray, address, cpus)
     worker_out = out if address is None else None  # a cluster's workers may not see this disk
@@ -95,14 +94,22 @@ def epoch_progress(out: Path, runs: list[int], n_runs: int, n_epochs: int, seen:
     return lines
 
 
-def busy_machine_warning(load: float, cores: int, cpus_wanted: int) -> str | None:
+def busy_machine_warning(busy: float, cores: int, cpus_wanted: int) -> str | None:
     """A warning when other work already holds the cores a local Ray's runs would need: Ray starts its
     local workers at a low CPU priority (nice 15, measured), so beside busy processes they get a small
     share of the CPU and the runs take several times longer (930 s instead of 405 s an epoch, measured)."""
-    if load + min(cpus_wanted, cores) <= cores + 0.5:
+    if busy + min(cpus_wanted, cores) <= cores + 0.5:
         return None
-    return (f"warning: this machine is busy (load {load:.1f} on {cores} cores) and Ray's local workers run at low CPU priority, "
-            "so the runs will be slow beside that work; run the scoring alone, or use --executor local")
+    return (f"warning: this machine is busy ({busy:.1f} of {cores} cores in use) and Ray's local workers run at low CPU "
+            "priority, so the runs will be slow beside that work; run the scoring alone, or use --executor local")
+
+
+def _busy_cores() -> float:
+    """Cores in use now, over half a second: the load average trails by a minute, so work that has just
+    ended would still count (psutil: the ray extra)."""
+    import psutil
+
+    return psutil.cpu_percent(interval=0.5) / 100 * (os.cpu_count() or 1)
 
 
 def _init(ray, address: str | None, cpus_per_run: int) -> None:

@@ -46,9 +46,11 @@ def test_score_writes_the_artifacts(scored):
 def test_repeating_score_trains_nothing(scored):
     dyn = sorted((scored["out"] / "dynamics").glob("run-*.npz"))
     before = [p.stat().st_mtime_ns for p in dyn]
+    seconds = json.loads((scored["out"] / "manifest.json").read_text())["seconds"]
     assert main(scored["args"]) == 0
     assert [p.stat().st_mtime_ns for p in dyn] == before
     assert not list((scored["out"] / "dynamics").glob("*.ckpt"))
+    assert json.loads((scored["out"] / "manifest.json").read_text())["seconds"] == seconds  # the scoring's, not the repeat's
 
 
 def test_subsets_prints_table_and_report(scored, capsys):

@@ -50,7 +50,7 @@ def model_files_stamp(name: str) -> str | None:
     if name in ALIASES or not path.exists():
         return None
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    stamp = [(str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    stamp = [(str(p.relative_to(path)), (st := p.stat()).st_size, st.st_mtime_ns) for p in files]
     return hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16]
 
 

@@ -113,9 +113,9 @@ class HScorer:
         # The number of processes changes the effective batch size, hence the scores: part of the identity.
         config = {**cfg.to_dict(), "processes": world.size}
         identity = {"config": config, "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint if eval_data else None}
+        finished = _finished_scoring(out, identity) if out is not None else None
         if out is not None:
-            finished = _check_same_scoring(out, identity)
-            if world.is_main and not finished:  # a finished folder stays usable while the command is repeated
+            if world.is_main and finished is None:  # a finished folder stays usable while the command is repeated
                 write_json(out / MANIFEST_FILE, {**identity, "status": "running", **_data_info(train)})
         barrier(world)
         task = task_of(train)
@@ -143,7 +143,8 @@ class HScorer:
             out if world.is_main else None, runs, run_info, labels=train.labels, label_names=train.label_names, config=config,
             example_ids=train.example_ids, baseline=task.baseline(train),
             manifest={**identity, **_data_info(train), "eval_source": eval_data.source if eval_data else None, "device": str(device),
-                      "executor": self.executor, "seconds": round(time.perf_counter() - started, 1)},
+                      # a repeat of a finished scoring trains nothing: it keeps the time of the one that did
+                      "executor": self.executor, "seconds": (finished or {}).get("seconds", round(time.perf_counter() - started, 1))},
         )
         self.dynamics_, self.scores_, self.subsets_ = scoring.dynamics, scoring.scores, scoring.subsets
         self.learning_report_, self.warnings_, self.manifest_ = scoring.learning_report, scoring.warnings, scoring.manifest
@@ -363,18 +364,18 @@ def check_fingerprint(manifest: dict, data: LabelledData, *, allow_mismatch: boo
     return True
 
 
-def _check_same_scoring(out: Path, identity: dict) -> bool:
-    """Refuse a folder that holds a scoring with other settings or data; True if it holds this one, finished."""
+def _finished_scoring(out: Path, identity: dict) -> dict | None:
+    """Refuse a folder that holds a scoring with other settings or data; its manifest if it holds this one, finished."""
     path = out / MANIFEST_FILE
     if not path.is_file():
-        return False
+        return None
     old = read_json(path)
     was = {**old.get("config", {}), "training data fingerprint": old.get("fingerprint"), "eval data fingerprint": old.get("eval_fingerprint")}
     now = {**identity["config"], "training data fingerprint": identity["fingerprint"], "eval data fingerprint": identity["eval_fingerprint"]}
     diff = [f"{k} ({was.get(k)}, now {v})" for k, v in now.items() if was.get(k) != v and k != "seeds"]
     if diff:
         raise HpruneError(f"{out} holds a scoring with different {', '.join(diff)}; use a new --out, or delete {out} to start over")
-    return old.get("status") == "complete" and (out / SCORES_FILE).is_file()
+    return old if old.get("status") == "complete" and (out / SCORES_FILE).is_file() else None
 
 
 def _data_info(train: LabelledData) -> dict:

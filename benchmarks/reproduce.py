@@ -168,7 +168,7 @@ def publish(task: str, work: Path) -> dict | None:
     full, wt_hscore = stats("full", "full"), stats("hscore", "winning-ticket") or {}
     report = manifest["learning_report"]
     entry = {
-        "task": task, "metric": metric, "train_size": int(manifest["n_examples"]), "sample_of_full_task": bool(spec.note), "data": spec.note or "the full training set",
+        "task": task, "task_type": manifest["task_type"], "metric": metric, "train_size": int(manifest["n_examples"]), "sample_of_full_task": bool(spec.note), "data": spec.note or "the full training set",
         "runs": manifest["config"]["runs"], "epochs": manifest["config"]["epochs"], "model": manifest["config"]["model"],
         "full": full,
         "winning_ticket": {"fraction": wt["fraction"], **wt_hscore},
@@ -208,7 +208,8 @@ def write_tables(entries: list[dict]) -> None:
     ]
     for e in entries:
         paper = f"{e['paper']['kept']:.0%}: {e['paper']['full']} → {e['paper']['winning_ticket']}" if e["paper"] else "–"
-        name = e["task"] + (f" ({e['data']}: a sample, not the full task)" if e["sample_of_full_task"] else "")
+        name = e["task"] + (f" ({e['data']}: a sample, not the full task)" if e["sample_of_full_task"] else "") + (
+            " (**phase 1 did not learn**)" if e["phase1_runs_learned"] == 0 else "")
         lines.append(
             f"| {name} | {e['metric']} | {e['train_size']} | {fmt(e['full'])} | {e['winning_ticket']['fraction']:.1%} | {fmt(e['winning_ticket'])} | "
             f"{fmt(e['random_same_size'])} | {fmt(e['ambiguous_same_size'])} | {fmt(e['all_wt_methods'].get('forgetting'))} | "
@@ -241,7 +242,8 @@ def write_tables(entries: list[dict]) -> None:
     for e in entries:
         evals = e["phase1_last_eval_accuracy"]
         span = f"{min(evals):.3f}–{max(evals):.3f}" if evals else "not measured"
-        lines.append(f"- {e['task']}: {e['phase1_runs_learned']} of {e['runs']} runs learned; last-epoch eval accuracy {span}."
+        lines.append(f"- {e['task']}: {e['phase1_runs_learned']} of {e['runs']} runs learned; last-epoch eval "
+                     f"{'exact match' if e['task_type'] == 'extractive-qa' else 'accuracy'} {span}."
                      + "".join(f"\n  - warning: {w}" for w in e["warnings"]))
     lines += ["", "## Where the subset loses", "",
               "An H subset \"matches\" the full set when its mean is within one full-set std; it beats a baseline when its mean is higher.", ""]
@@ -258,7 +260,9 @@ def write_tables(entries: list[dict]) -> None:
             baselines = [f"{m} {fmt(v)} ({'beaten' if h['mean'] > v['mean'] else 'not beaten'})"
                          for m, v in by_method.items() if m != "hscore" and v]
             lines.append(f"- {e['task']}, {name} ({size} examples, {size / e['train_size']:.0%}): {fmt(h)} {verdict} the full set's "
-                         f"{fmt(full)}; at the same size " + ", ".join(baselines) + ".")
+                         f"{fmt(full)}; at the same size " + ", ".join(baselines) + "."
+                         + (" No phase-1 run learned the task, so H did not rank difficulty: this row says nothing about the method."
+                            if e["phase1_runs_learned"] == 0 else ""))
     (DOCS / "results.md").write_text("\n".join(lines) + "\n")
 
 

@@ -125,7 +125,7 @@ def cmd_score(args) -> int:
                      ray_address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run).fit(train, eval_data)
     if not scorer.world_.is_main:  # under torchrun / accelerate launch, rank 0 reports
         return 0
-    print(f"scored {len(train)} examples with {args.runs} runs x {config.train.epochs} epochs in {scorer.manifest_['seconds']:.0f} s -> {args.out}")
+    print(f"scored {len(train)} examples with {args.runs} runs x {config.train.epochs} epochs ({scorer.manifest_['phase1_train_seconds']:.0f} s of training) -> {args.out}")
     print(format_learning_report(scorer.learning_report_))
     print(format_h_histogram(scorer.scores_, args.runs))
     print(format_subset_table(scorer.subsets_))

@@ -114,9 +114,8 @@ class HScorer:
         config = {**cfg.to_dict(), "processes": world.size}
         identity = {"config": config, "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint if eval_data else None}
         finished = _finished_scoring(out, identity) if out is not None else None
-        if out is not None:
-            if world.is_main and finished is None:  # a finished folder stays usable while the command is repeated
-                write_json(out / MANIFEST_FILE, {**identity, "status": "running", **_data_info(train)})
+        if out is not None and world.is_main and finished is None:  # a finished folder stays usable while the command is repeated
+            write_json(out / MANIFEST_FILE, {**identity, "status": "running", **_data_info(train)})
         barrier(world)
         task = task_of(train)
         tokenizer, _ = load_model(cfg.model, train.label_names, task.name)  # fails fast on a bad model
@@ -325,7 +324,7 @@ def load_scoring(out_dir: str | Path) -> tuple[dict, pd.DataFrame, list[dict]]:
         manifest = read_json(manifest_path)
     except (ValueError, UnicodeDecodeError) as e:
         raise HpruneError(f"{manifest_path} is not valid JSON ({e}); run `hprune score` again with a new --out") from None
-    if not isinstance(manifest, dict) or manifest.get("status") != "complete" or not (out / SCORES_FILE).is_file():
+    if not isinstance(manifest, dict) or not _is_finished(manifest, out):
         raise HpruneError(f"the scoring in {out} did not finish; run the same `hprune score` command again to complete it")
     return manifest, pd.read_parquet(out / SCORES_FILE), read_json(out / SUBSETS_FILE)
 
@@ -375,7 +374,12 @@ def _finished_scoring(out: Path, identity: dict) -> dict | None:
     diff = [f"{k} ({was.get(k)}, now {v})" for k, v in now.items() if was.get(k) != v and k != "seeds"]
     if diff:
         raise HpruneError(f"{out} holds a scoring with different {', '.join(diff)}; use a new --out, or delete {out} to start over")
-    return old if old.get("status") == "complete" and (out / SCORES_FILE).is_file() else None
+    return old if _is_finished(old, out) else None
+
+
+def _is_finished(manifest: dict, out: Path) -> bool:
+    """The scores are written before the manifest says complete, so both must be there."""
+    return manifest.get("status") == "complete" and (out / SCORES_FILE).is_file()
 
 
 def _data_info(train: LabelledData) -> dict:

@@ -3,6 +3,7 @@ tiny random BERT (scored, compared, repeated from the cache, extended by a seed)
 import dataclasses
 import json
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -155,6 +156,31 @@ def test_extending_compare_trains_only_what_is_missing(compared, monkeypatch, ca
     assert main(compared["args"]("--out", str(compared["out"]), seeds=3)) == 0
     assert calls == [1002] * 3 and "6 cached, 3 to train" in capsys.readouterr().out
     assert len(pd.read_csv(compared["out"] / "results.csv")) == 3 * 3
+
+
+def test_extending_with_other_subsets_and_methods_keeps_the_earlier_rows(compared, tmp_path, capsys):
+    out = tmp_path / "extended"
+    shutil.copytree(compared["out"], out)
+    before = pd.read_csv(out / "results.csv")
+    other = next(s["name"] for s in json.loads((compared["scoring"] / "subsets.json").read_text())[1:] if s["size"] > 0)
+    args = compared["args"]("--out", str(out), seeds=2)
+    args[args.index("winning-ticket")], args[args.index("hscore,random")] = other, "hscore"
+    assert main(args) == 0
+    assert "4 fine-tunes: 2 cached, 2 to train" in capsys.readouterr().out
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == len(before) + 2  # the earlier random rows stay; the new subset's hscore rows are added
+    key = ["method", "subset", "seed"]
+    pd.testing.assert_frame_equal(results[results["subset"] != other].reset_index(drop=True)[key], before[key])
+    assert results[results["subset"] == other]["method"].tolist() == ["hscore", "hscore"]
+    info = json.loads((out / "compare.json").read_text())
+    assert info["subsets"] == ["winning-ticket", other] and info["methods"] == ["hscore", "random"]
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary[["method", "subset"]].values.tolist() == [["full", "full"], ["hscore", "winning-ticket"],
+                                                            ["random", "winning-ticket"], ["hscore", other]]
+    # another learning rate is another comparison: its table replaces this one, and the user is told
+    assert main(compared["args"]("--out", str(out), "--lr", "2e-3", seeds=1)) == 0
+    assert "held a comparison with another config" in capsys.readouterr().out
+    assert len(pd.read_csv(out / "results.csv")) == 3
 
 
 def test_compare_refuses_a_reordered_training_file(compared):

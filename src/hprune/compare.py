@@ -31,6 +31,8 @@ DEFAULT_METHODS = (HSCORE, "random", "ambiguous", "forgetting", "el2n", "aum")
 # Phase 2 wants seeds the scoring runs never used (they use 0..R-1 by default), as the paper does.
 FIRST_SEED = 1000
 RESULTS_FILE, SUMMARY_FILE, COMPARE_FILE, CACHE_DIR = "results.csv", "summary.csv", "compare.json", "cache"
+# What makes two comparisons' results one table: the same data, model, settings and scoring.
+SAME_COMPARISON = ("task", "scoring_dir", "fingerprint", "eval_fingerprint", "test_fingerprint", "model", "config", "class_balanced")
 
 
 def result_columns(metrics: tuple[str, ...]) -> list[str]:
@@ -184,9 +186,6 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
         print(f"note: {note}")
     results = run_jobs(jobs, train, eval_data, model=model, config=config, cache_dir=out / CACHE_DIR, task=task, metric=metric,
                        threads=threads, parallel=parallel, progress=progress, test_data=test_data)
-    summary = summarize(results)
-    _write_csv(results, out / RESULTS_FILE)
-    _write_csv(summary, out / SUMMARY_FILE)
     info = {
         "task": task, "scoring_dir": str(Path(scoring_dir).resolve()), "train_source": train.source, "eval_source": eval_data.source,
         "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint, "model": model, "config": config.to_dict(),
@@ -194,9 +193,39 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
         "seeds": seeds, "methods": methods, "subsets": list(dict.fromkeys(j.subset for j in jobs if j.subset != FULL)),
         "class_balanced": class_balanced, "metric": metric,
     }
+    results, info = merge_earlier(out, results, info)
+    summary = summarize(results)
+    _write_csv(results, out / RESULTS_FILE)
+    _write_csv(summary, out / SUMMARY_FILE)
     write_json(out / COMPARE_FILE, info)
     write_report(out, results=results, scores=scores, subsets=family, manifest=manifest, info=info, metric=metric)
     return summary
+
+
+def merge_earlier(out: Path, results: pd.DataFrame, info: dict) -> tuple[pd.DataFrame, dict]:
+    """Add the rows of an earlier comparison in `out` that this one did not repeat, so that extending a folder
+    with other subsets, methods or seeds keeps what it held. An earlier comparison with other settings is
+    replaced (its fine-tunes stay cached), and the user is told."""
+    if not (out / COMPARE_FILE).is_file() or not (out / RESULTS_FILE).is_file():
+        return results, info
+    earlier_info = read_json(out / COMPARE_FILE)
+    changed = [k for k in SAME_COMPARISON if earlier_info.get(k) != json.loads(json.dumps(info[k]))]
+    if changed:
+        print(f"note: {out} held a comparison with another {', '.join(changed)}; its results are replaced "
+              "(its fine-tunes stay cached)", flush=True)
+        return results, info
+    earlier = pd.read_csv(out / RESULTS_FILE)
+    key = ["method", "subset", "seed"]
+    kept = earlier[~earlier.set_index(key).index.isin(results.set_index(key).index)]
+    if kept.empty:
+        return results, info
+    union = {k: list(dict.fromkeys([*earlier_info[k], *info[k]])) for k in ("seeds", "methods", "subsets")}
+    # the order of plan(): the full set, then from the largest subset down, methods in the order given, then seeds
+    method_rank = {m: i for i, m in enumerate([FULL, *union["methods"]])}
+    merged = pd.concat([results, kept], ignore_index=True)
+    order = merged.assign(_m=merged["method"].map(method_rank)).sort_values(["size", "subset", "_m", "seed"],
+                                                                             ascending=[False, True, True, True], kind="stable").index
+    return merged.loc[order].reset_index(drop=True), {**info, **union}
 
 
 def report(report_dir: str | Path, *, scoring_dir: str | Path | None = None, metric: str | None = None) -> Path:

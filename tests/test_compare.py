@@ -14,7 +14,7 @@ from hprune import compare as compare_module
 from hprune.cli import main
 from hprune.compare import cache_key, phase2_seeds, plan
 from hprune.errors import HpruneError
-from hprune.models import model_files_stamp
+from hprune.models import model_files_stamp, recorded_name
 from hprune.scores import random_order
 from hprune.subsets import describe_subsets
 from hprune.training import TrainConfig
@@ -57,6 +57,13 @@ def test_a_model_folder_retrained_in_place_gets_a_new_stamp(tmp_path):
     os.utime(tmp_path / "model.safetensors", ns=(0, 10**18))  # rewritten in place: same size, new time
     assert model_files_stamp(str(tmp_path)) != before
     assert model_files_stamp("minilm") is None and model_files_stamp("org/some-hub-model") is None
+
+
+def test_a_local_model_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
+    (tmp_path / "m").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert recorded_name("m") == recorded_name("./m") == str(tmp_path / "m")  # one model, found from any directory
+    assert recorded_name("minilm") == "minilm" and recorded_name("org/some-hub-model") == "org/some-hub-model"
 
 
 def test_phase2_seeds_avoid_the_scoring_seeds():

@@ -190,7 +190,7 @@ def cmd_export(args) -> int:
 def cmd_train(args) -> int:
     from .finetune import train_and_evaluate
     from .io import ensure_writable, write_json
-    from .models import check_model
+    from .models import check_model, recorded_name
 
     out = Path(args.out)
     from .reports import METRIC_LABELS
@@ -213,7 +213,7 @@ def cmd_train(args) -> int:
     ensure_writable(out)  # only now, so that a bad input leaves nothing behind
     metrics = train_and_evaluate(args.model, train, eval_data, config, seed=args.seed, example_ids=ids,
                                  progress=None if args.quiet else f"train {subset_name}", threads=args.threads)
-    result = {"subset": subset_name, "model": args.model, "seed": args.seed, "train_source": args.train, "eval_source": args.eval,
+    result = {"subset": subset_name, "model": recorded_name(args.model), "seed": args.seed, "train_source": train.source, "eval_source": eval_data.source,
               "fingerprint": train.fingerprint, "config": config.to_dict(), "metrics": metrics}
     write_json(out / "metrics.json", result)
     scores = ", ".join(f"{METRIC_LABELS[m]} {metrics[m]:.4f}" for m in task.metrics)

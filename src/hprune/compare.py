@@ -18,7 +18,7 @@ from .errors import HpruneError
 from .finetune import train_and_evaluate
 from .io import atomic_path, ensure_writable, read_json, write_json
 from .metrics import TEST_PREFIX
-from .models import model_files_stamp
+from .models import model_files_stamp, recorded_name
 from .tasks import get_task, task_of
 from .reports import FULL, summarize, write_report
 from .scoring import check_fingerprint, load_scored_data, load_scoring
@@ -177,7 +177,7 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
     test_data = load_scored_data(manifest, test_source, label_names=train.label_names) if test_source else None
     out = Path(out)
     ensure_writable(out)
-    model = model or manifest["config"]["model"]
+    model = recorded_name(model or manifest["config"]["model"])
     methods = list(methods or DEFAULT_METHODS)
     task = task or Path(scoring_dir).resolve().name
     seeds = phase2_seeds(n_seeds, manifest["config"]["seeds"], first_seed)

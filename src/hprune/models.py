@@ -42,6 +42,14 @@ def resolve_model(name: str) -> str:
     return name  # a hub name, for users who have a network
 
 
+def recorded_name(name: str) -> str:
+    """The model's name as manifests, results and cache keys record it: a local folder or file by its absolute
+    path, so a scoring made in one directory can be compared from another and "./m" and "m" are one model;
+    aliases and hub names as given."""
+    path = Path(name).expanduser()
+    return name if name in ALIASES or not path.exists() else str(path.resolve())
+
+
 def model_files_stamp(name: str) -> str | None:
     """What tells two versions of a local model apart under one name: a checkpoint folder or .gguf file is
     often retrained in place, so compare's cache keys on its files' names, sizes and modification times.

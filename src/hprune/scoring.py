@@ -24,7 +24,7 @@ from .distributed import World, barrier, current_world, device_for, gather_epoch
 from .dynamics import DynamicsRecorder, FeatureRecorder, RunDynamics, stack_runs
 from .errors import HpruneError
 from .io import atomic_path, ensure_writable, read_json, remove_stale_temps, write_json
-from .models import check_model, load_model
+from .models import check_model, load_model, recorded_name
 from .scores import score_table
 from .subsets import describe_subsets, subset_family
 from .tasks import Encoded, get_task, load_task_data, task_of
@@ -46,7 +46,7 @@ class ScoreConfig:
         return [self.seed + r for r in range(self.runs)]
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "runs": self.runs, "seed": self.seed, "seeds": self.seeds(), **self.train.to_dict()}
+        return {"model": recorded_name(self.model), "runs": self.runs, "seed": self.seed, "seeds": self.seeds(), **self.train.to_dict()}
 
 
 class HScorer:

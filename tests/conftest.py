@@ -28,6 +28,25 @@ def trec_files(tmp: Path, n_train: int, n_eval: int) -> tuple[Path, Path]:
     return head_rows("trec", "train", n_train, tmp / "train.jsonl"), head_rows("trec", "test", n_eval, tmp / "test.jsonl")
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun_score(train: Path, model: str, out: Path, *, runs: int, epochs: int) -> tuple[list[str], dict]:
+    """`hprune score` on two gloo processes, one thread each: the command and its environment."""
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+           "-m", "hprune", "score", "--train", str(train), "--model", model, "--runs", str(runs), "--epochs", str(epochs),
+           "--batch-size", "8", "--lr", "1e-3", "--out", str(out), "--quiet"]
+    return cmd, env
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> str:
     """A random 2-layer BERT (hidden 32) with the real bert-base-uncased vocabulary from the MiniLM package."""

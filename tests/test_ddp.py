@@ -2,10 +2,7 @@
 epoch's batches, padding steps keep the ranks in step and are never recorded, and after the epoch-end
 all-gather every rank holds every example exactly once per epoch, at the right id."""
 import json
-import os
-import socket
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -13,17 +10,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import classifier_without_dropout, head_rows
+from conftest import classifier_without_dropout, free_port, head_rows, torchrun_score
 from hprune.distributed import World, shard_batches
 from hprune.training import epoch_batches
 
 N_ROWS, BATCH, EPOCHS = 52, 8, 2  # 7 batches: rank 0 gets 4, rank 1 gets 3 and one padding step
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("n_batches,grad_accum,size", [(7, 1, 2), (7, 2, 2), (10, 3, 3), (1, 1, 2), (9, 4, 1)])
@@ -89,7 +80,7 @@ def test_two_process_ddp_records_each_example_once_per_epoch(tmp_path, tiny_bert
     from hprune.training import encode, predict
 
     train = head_rows("trec", "train", N_ROWS, tmp_path / "train.jsonl")
-    mp.spawn(_ddp_worker, args=(2, _free_port(), tiny_bert, str(train), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_port(), tiny_bert, str(train), str(tmp_path)), nprocs=2, join=True)
     ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
     stepped = [json.loads(str(z["stepped"])) for z in ranks]
     data = load_data(str(train))
@@ -117,10 +108,7 @@ def test_two_process_ddp_records_each_example_once_per_epoch(tmp_path, tiny_bert
 def test_torchrun_score_writes_a_complete_scoring(tmp_path, tiny_bert):
     train = head_rows("trec", "train", 60, tmp_path / "train.jsonl")
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "hprune", "score", "--train", str(train), "--model", tiny_bert, "--runs", "2", "--epochs", "2",
-           "--batch-size", "8", "--lr", "1e-3", "--out", str(out), "--quiet"]
+    cmd, env = torchrun_score(train, tiny_bert, out, runs=2, epochs=2)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("scored 60 examples") == 1  # rank 0 reports, rank 1 stays quiet

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import head_rows
+from conftest import head_rows, torchrun_score
 from hprune.cli import main
 from hprune.dynamics import FIELDS, RunDynamics
 
@@ -107,6 +107,37 @@ def test_killed_score_resumes_to_identical_scores(tmp_path, tiny_bert):
     assert manifests[0]["learning_report"] == manifests[1]["learning_report"]
     assert manifests[0]["status"] == "complete"
     assert not list(got.rglob("*.ckpt")) and not _temp_files(got)
+
+
+def test_killed_ddp_score_resumes_to_identical_scores(tmp_path, tiny_bert):
+    """Under DDP the checkpoint holds every rank's RNG state; a resumed run must draw the dropout masks the
+    uninterrupted one drew, on every rank."""
+    train = head_rows("trec", "train", 240, tmp_path / "train.jsonl")
+    commands = {name: torchrun_score(train, tiny_bert, tmp_path / name, runs=2, epochs=EPOCHS) for name in ("uninterrupted", "interrupted")}
+    cmd, env = commands["interrupted"]
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(proc, lambda: (out / "dynamics" / "run-0.ckpt").exists(), "run 0 has a checkpoint")  # written atomically
+    assert proc.poll() is None, "hprune score finished before the kill"
+    # the launcher and both ranks (torchrun starts its workers in sessions of their own, so not killpg)
+    for pid in [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit()]:
+        try:
+            if str(out) in (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace"):
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass  # gone meanwhile
+    proc.wait()
+    proc.stderr.close()
+    _assert_nothing_torn(out)
+    for cmd, env in commands.values():  # the interrupted one resumes
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    want, got = tmp_path / "uninterrupted", out
+    pd.testing.assert_frame_equal(pd.read_parquet(got / "scores.parquet"), pd.read_parquet(want / "scores.parquet"), check_exact=True)
+    for r in range(2):
+        a, b = RunDynamics.load(got / "dynamics" / f"run-{r}.npz"), RunDynamics.load(want / "dynamics" / f"run-{r}.npz")
+        for field in FIELDS:
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=f"run {r} {field}")
 
 
 def test_a_second_score_on_a_busy_folder_is_refused(tmp_path, tiny_bert, capfd):

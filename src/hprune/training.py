@@ -160,8 +160,8 @@ def fine_tune(
         scheduler.load_state_dict(resume["scheduler"])
         rng = resume["torch_rng"]
         torch.set_rng_state(rng[world.rank] if isinstance(rng, list) else rng)  # a list: one state per rank
-        if resume.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(resume["cuda_rng"])  # dropout on a GPU draws from these
+        if resume.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(resume["cuda_rng"][world.rank], device)  # dropout on a GPU draws from these
         start_epoch = resume["epoch"] + 1
     net = model
     if world.distributed:
@@ -209,7 +209,8 @@ def fine_tune(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "torch_rng": all_gather(world, torch.get_rng_state()) if world.distributed else torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                    # one state per rank, each of its own GPU (get_rng_state_all would save rank 0's view of every GPU)
+                    "cuda_rng": all_gather(world, torch.cuda.get_rng_state(device)) if device.type == "cuda" else None,
                     "epoch": epoch,
                     "loss": losses[-1],
                 },

@@ -113,9 +113,8 @@ def test_killed_ddp_score_resumes_to_identical_scores(tmp_path, tiny_bert):
     """Under DDP the checkpoint holds every rank's RNG state; a resumed run must draw the dropout masks the
     uninterrupted one drew, on every rank."""
     train = head_rows("trec", "train", 240, tmp_path / "train.jsonl")
-    commands = {name: torchrun_score(train, tiny_bert, tmp_path / name, runs=2, epochs=EPOCHS) for name in ("uninterrupted", "interrupted")}
-    cmd, env = commands["interrupted"]
     out = tmp_path / "interrupted"
+    cmd, env = torchrun_score(train, tiny_bert, out, runs=2, epochs=EPOCHS)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _wait_for(proc, lambda: (out / "dynamics" / "run-0.ckpt").exists(), "run 0 has a checkpoint")  # written atomically
     assert proc.poll() is None, "hprune score finished before the kill"
@@ -129,7 +128,8 @@ def test_killed_ddp_score_resumes_to_identical_scores(tmp_path, tiny_bert):
     proc.wait()
     proc.stderr.close()
     _assert_nothing_torn(out)
-    for cmd, env in commands.values():  # the interrupted one resumes
+    for name in ("uninterrupted", "interrupted"):  # the interrupted one resumes (a fresh port: the old may linger)
+        cmd, env = torchrun_score(train, tiny_bert, tmp_path / name, runs=2, epochs=EPOCHS)
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
     want, got = tmp_path / "uninterrupted", out

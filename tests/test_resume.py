@@ -67,6 +67,15 @@ def _temp_files(out: Path) -> list[Path]:
     return [p for p in out.rglob(".*") if ".tmp" in p.name]
 
 
+def _assert_same_scores(got: Path, want: Path, *, runs: int) -> None:
+    """Scores and every run's dynamics equal, value for value."""
+    pd.testing.assert_frame_equal(pd.read_parquet(got / "scores.parquet"), pd.read_parquet(want / "scores.parquet"), check_exact=True)
+    for r in range(runs):
+        a, b = RunDynamics.load(got / "dynamics" / f"run-{r}.npz"), RunDynamics.load(want / "dynamics" / f"run-{r}.npz")
+        for field in FIELDS:
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=f"run {r} {field}")
+
+
 def test_killed_score_resumes_to_identical_scores(tmp_path, tiny_bert):
     train = head_rows("trec", "train", 120, tmp_path / "train.jsonl")
     reference = _start(_command(train, tiny_bert, tmp_path / "uninterrupted"))  # alongside: one thread each
@@ -97,11 +106,7 @@ def test_killed_score_resumes_to_identical_scores(tmp_path, tiny_bert):
     reference.stderr.close()
 
     want, got = tmp_path / "uninterrupted", out
-    pd.testing.assert_frame_equal(pd.read_parquet(got / "scores.parquet"), pd.read_parquet(want / "scores.parquet"), check_exact=True)
-    for r in range(RUNS):
-        a, b = RunDynamics.load(got / "dynamics" / f"run-{r}.npz"), RunDynamics.load(want / "dynamics" / f"run-{r}.npz")
-        for field in FIELDS:
-            np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=f"run {r} {field}")
+    _assert_same_scores(got, want, runs=RUNS)
     assert json.loads((got / "subsets.json").read_text()) == json.loads((want / "subsets.json").read_text())
     manifests = [json.loads((d / "manifest.json").read_text()) for d in (got, want)]
     assert manifests[0]["learning_report"] == manifests[1]["learning_report"]
@@ -133,11 +138,7 @@ def test_killed_ddp_score_resumes_to_identical_scores(tmp_path, tiny_bert):
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
     want, got = tmp_path / "uninterrupted", out
-    pd.testing.assert_frame_equal(pd.read_parquet(got / "scores.parquet"), pd.read_parquet(want / "scores.parquet"), check_exact=True)
-    for r in range(2):
-        a, b = RunDynamics.load(got / "dynamics" / f"run-{r}.npz"), RunDynamics.load(want / "dynamics" / f"run-{r}.npz")
-        for field in FIELDS:
-            np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=f"run {r} {field}")
+    _assert_same_scores(got, want, runs=2)
 
 
 def test_a_second_score_on_a_busy_folder_is_refused(tmp_path, tiny_bert, capfd):

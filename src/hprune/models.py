@@ -42,20 +42,26 @@ def resolve_model(name: str) -> str:
     return name  # a hub name, for users who have a network
 
 
+def _local_path(name: str) -> Path | None:
+    """The folder or file a model name points at; None for the aliases and for hub names."""
+    path = Path(name).expanduser()
+    return None if name in ALIASES or not path.exists() else path
+
+
 def recorded_name(name: str) -> str:
     """The model's name as manifests, results and cache keys record it: a local folder or file by its absolute
     path, so a scoring made in one directory can be compared from another and "./m" and "m" are one model;
     aliases and hub names as given."""
-    path = Path(name).expanduser()
-    return name if name in ALIASES or not path.exists() else str(path.resolve())
+    path = _local_path(name)
+    return name if path is None else str(path.resolve())
 
 
 def model_files_stamp(name: str) -> str | None:
     """What tells two versions of a local model apart under one name: a checkpoint folder or .gguf file is
     often retrained in place, so compare's cache keys on its files' names, sizes and modification times.
     None for the aliases (their pip package pins the weights) and for hub names."""
-    path = Path(name).expanduser()
-    if name in ALIASES or not path.exists():
+    path = _local_path(name)
+    if path is None:
         return None
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     stamp = [(str(p.relative_to(path)), (st := p.stat()).st_size, st.st_mtime_ns) for p in files]

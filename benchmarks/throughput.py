@@ -33,9 +33,9 @@ import torch  # noqa: E402
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, default_data_collator  # noqa: E402
 
 from hprune import load_data  # noqa: E402
-from hprune.defaults import train_config  # noqa: E402
+from hprune.config import train_config  # noqa: E402
 from hprune.dynamics import FIELDS, DynamicsRecorder, RunDynamics  # noqa: E402
-from hprune.models import load_classifier  # noqa: E402
+from hprune.models import count_parameters, load_classifier  # noqa: E402
 from hprune.training import encode, fine_tune, predict, seed_everything, setup_torch  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -182,7 +182,7 @@ class TaskBench:
         self.features = encode(self.tokenizer, self.texts, self.pairs, HF_GLUE["max_length"])
         self.lengths = np.array([len(f["input_ids"]) for f in self.features])
         # hprune's defaults for this task's full training set (batch 16 below 20k examples), one epoch here.
-        self.config = replace(train_config(n_examples=self.full_size, model=MODEL), epochs=1)
+        self.config = replace(train_config(n_examples=self.full_size, model_parameters=count_parameters(MODEL)), epochs=1)
         self.params = non_embedding_parameters(self.model)
 
     def fresh_model(self):

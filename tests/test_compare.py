@@ -17,15 +17,15 @@ from hprune.errors import HpruneError
 from hprune.models import model_files_stamp, recorded_name
 from hprune.scores import random_order
 from hprune.subsets import describe_subsets
-from hprune.training import TrainConfig
+from hprune.config import TrainConfig
 
 BASE = dict(fingerprint="a" * 16, eval_fingerprint="b" * 16, subset="winning-ticket", method="random",
             ids=np.arange(10), seed=1000, model="minilm", config=TrainConfig())
 
 
 def _changed(value):
-    if value is None:
-        return "balanced"
+    if value is None or isinstance(value, str):
+        return "balanced" if value is None else None
     return not value if isinstance(value, bool) else value * 2 + 1
 
 

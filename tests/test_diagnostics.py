@@ -64,7 +64,7 @@ def test_balanced_class_weights_make_every_class_weigh_the_same():
 def test_defaults_weight_classification_classes_and_paper_settings_do_not():
     import pytest
 
-    from hprune.defaults import train_config
+    from hprune.config import train_config
     from hprune.errors import HpruneError
 
     assert train_config(n_examples=1000).class_weight == "balanced"

@@ -15,7 +15,7 @@ from hprune.reports import format_summary, summarize
 from hprune.scores import random_order
 from hprune.scoring import MANIFEST_FILE, SCORES_FILE, SUBSETS_FILE
 from hprune.subsets import describe_subsets
-from hprune.training import TrainConfig
+from hprune.config import TrainConfig
 
 N, RUNS = 300, 6
 

@@ -1,14 +1,32 @@
-"""hprune: automatic pruning of fine-tuning datasets by H-score (Tayaranian et al., arXiv 2407.08887)."""
-from .data import LabelledData, load_data
-from .errors import HpruneError
-from .scores import aum_scores, confidence, el2n_scores, forgetting_events, h_scores, score_table, variability
-from .scoring import HScorer, ScoreConfig, load_scoring
-from .subsets import WINNING_TICKET, describe_subsets, select, subset_family, subset_mask
-from .tasks import TASK_TYPES, load_task_data
-from .training import TrainConfig
+"""hprune: automatic pruning of fine-tuning datasets by H-score (Tayaranian et al., arXiv 2407.08887).
 
-__all__ = [
-    "HScorer", "HpruneError", "LabelledData", "ScoreConfig", "TASK_TYPES", "TrainConfig", "WINNING_TICKET",
-    "aum_scores", "confidence", "describe_subsets", "el2n_scores", "forgetting_events", "h_scores",
-    "load_data", "load_scoring", "load_task_data", "score_table", "select", "subset_family", "subset_mask", "variability",
-]
+The names below are imported on first use (PEP 562), so `import hprune` loads neither torch nor transformers.
+"""
+from __future__ import annotations
+
+import importlib
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "HpruneError": "errors",
+    "ScoreConfig": "config", "TrainConfig": "config", "TASK_TYPES": "config", "train_config": "config",
+    "aum_scores": "scores", "confidence": "scores", "el2n_scores": "scores", "forgetting_events": "scores",
+    "h_scores": "scores", "score_table": "scores", "variability": "scores",
+    "WINNING_TICKET": "subsets", "describe_subsets": "subsets", "select": "subsets", "subset_family": "subsets", "subset_mask": "subsets",
+    "LabelledData": "data", "load_data": "data",
+    "load_task_data": "tasks",
+    "HScorer": "scoring", "load_scoring": "scoring",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'hprune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -10,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from .config import MODEL_HELP, TASK_TYPES, ScoreConfig, TrainConfig, option_help, train_config
 from .errors import HpruneError
 
 EPILOG = "Docs: README.md. Every subcommand has --help."
@@ -53,8 +55,6 @@ def _number(low: float, high: float = math.inf, *, low_open: bool = False, high_
 
 
 def _add_data_options(p) -> None:
-    from .tasks import TASK_TYPES
-
     g = p.add_argument_group("data columns (detected when not given)")
     g.add_argument("--task-type", choices=TASK_TYPES, help="the task kind (default: detected: a 'choices' list column is multiple-choice; "
                    "'context', 'question' and SQuAD-style 'answers' are extractive-qa; else classification; README: Task types)")
@@ -63,34 +63,38 @@ def _add_data_options(p) -> None:
     g.add_argument("--label-column", help="column with the label (default: label)")
 
 
+# How each TrainConfig field is read from the command line; its help and default come from hprune.config.
+_OPTION_TYPES = {"epochs": _positive_int, "lr": _number(0, low_open=True), "batch_size": _positive_int, "grad_accum": _positive_int,
+                 "warmup_ratio": _number(0, 1), "weight_decay": _number(0), "max_length": _positive_int}
+
+
 def _add_training_options(p) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--model", default="minilm", help="'minilm' (offline all-MiniLM-L6-v2), 'smollm2' (offline SmolLM2-135M, README: Decoder models), a checkpoint folder, a .gguf file, or a hub name")
-    g.add_argument("--epochs", type=_positive_int, help="epochs per fine-tune (default 3; extractive QA: 2)")
-    g.add_argument("--lr", type=_number(0, low_open=True), help="peak learning rate (default 1e-4 for models under 100M parameters, else 2e-5; --paper-settings: 2e-5)")
-    g.add_argument("--batch-size", type=_positive_int, help="examples per micro-batch (default 16 below 20,000 training examples, else 32; --paper-settings: 32)")
-    g.add_argument("--grad-accum", type=_positive_int, help="micro-batches per optimizer step (default 1)")
-    g.add_argument("--warmup-ratio", type=_number(0, 1), help="share of steps with linear warm-up (default 0.06; --paper-settings: 0)")
-    g.add_argument("--weight-decay", type=_number(0), help="AdamW weight decay (default 0.01)")
-    g.add_argument("--max-length", type=_positive_int, help="truncate inputs to this many tokens (default 128; extractive QA: 384, longer contexts are split into overlapping windows)")
-    g.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast (faster on CPUs with avx512_bf16 and on GPUs)")
-    g.add_argument("--no-length-grouping", dest="length_grouped", action="store_false", default=None, help="random batches instead of length-grouped ones")
-    g.add_argument("--class-weight", choices=("balanced", "none"), help="classification loss weights (default balanced: each class weighs the same, so rare classes are learned in epoch 1; --paper-settings: none)")
+    g.add_argument("--model", default=ScoreConfig.model, help=MODEL_HELP)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _OPTION_TYPES:
+            g.add_argument(f"--{f.name.replace('_', '-')}", type=_OPTION_TYPES[f.name], help=option_help(f.name))
+    g.add_argument("--bf16", action="store_true", default=None, help=option_help("bf16"))
+    g.add_argument("--no-length-grouping", dest="length_grouped", action="store_false", default=None, help=option_help("length_grouped"))
+    g.add_argument("--class-weight", choices=("balanced", "none"), help=option_help("class_weight"))
     g.add_argument("--paper-settings", action="store_true", help="the paper's hyper-parameters (lr 2e-5, batch 32, no warm-up) for faithful reproduction")
     g.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: all cores)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _training_options(args) -> dict:
+    """The TrainConfig fields the user set on the command line (None: the default)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+
+
 def _train_config(args, n_examples: int, task_type: str | None = None):
     """Hyper-parameters: the user's options over defaults that depend on the model, the task kind and the
     full training set's size."""
-    from .defaults import train_config
+    from .models import count_parameters
 
-    config = train_config(
-        paper_settings=args.paper_settings, n_examples=n_examples, model=args.model, task_type=task_type, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        grad_accum=args.grad_accum, warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
-        max_length=args.max_length, bf16=args.bf16, length_grouped=args.length_grouped, class_weight=args.class_weight,
-    )
+    size_matters = not args.paper_settings and args.lr is None and args.model is not None  # only the lr follows the model's size
+    config = train_config(paper_settings=args.paper_settings, n_examples=n_examples, task_type=task_type,
+                          model_parameters=count_parameters(args.model) if size_matters else None, **_training_options(args))
     if config.bf16:
         from .training import bf16_is_slow
 
@@ -114,8 +118,7 @@ def _load(args, source, like=None, **kw):
 def cmd_score(args) -> int:
     from .reports import format_h_histogram, format_subset_table
     from .diagnostics import format_learning_report
-    from .scoring import HScorer, ScoreConfig
-
+    from .scoring import HScorer
     from .tasks import task_of
 
     train = _load(args, args.train)

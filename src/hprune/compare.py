@@ -23,7 +23,7 @@ from .tasks import get_task, task_of
 from .reports import FULL, summarize, write_report
 from .scoring import check_fingerprint, load_scored_data, load_scoring
 from .subsets import SELECTION_METHODS, find_subset, select, subset_mask
-from .training import TrainConfig
+from .config import TrainConfig
 
 HSCORE = "hscore"
 METHODS = (HSCORE, *SELECTION_METHODS)

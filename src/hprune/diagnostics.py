@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .config import SMALL_MODEL_LR
 from .subsets import WINNING_TICKET, starved_classes
 
 # A run has learned when its last-epoch training accuracy closes at least this share of the gap
@@ -88,8 +89,6 @@ def what_to_change(config: dict | None, *, advice: dict[str, str] = CLI_ADVICE) 
     """The advice of a warning, from the settings the runs used (when known): a learning rate already at
     the small-model level is not the first thing to raise. `advice` words the settings for the user's
     interface: hprune's options, or TRAINER_ADVICE for a Transformers Trainer's arguments."""
-    from .defaults import SMALL_MODEL_LR  # defaults imports torch, which the caller (scoring) has loaded already
-
     config = config or {}
     lr, epochs, max_length = config.get("lr"), config.get("epochs"), config.get("max_length")
     now = lambda value: f" (now {value:g})" if value is not None else ""

@@ -9,7 +9,8 @@ from .data import LabelledData
 from .models import load_model
 from .tasks import task_of
 from .metrics import TEST_PREFIX
-from .training import TrainConfig, default_device, fine_tune, seed_everything, setup_torch
+from .config import TrainConfig
+from .training import default_device, fine_tune, seed_everything, setup_torch
 
 
 def train_and_evaluate(

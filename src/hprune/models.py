@@ -200,3 +200,18 @@ def _padding_side(tokenizer, model, forward=None) -> str:
         model.train(was_training)
     warnings.warn(f"{type(model).__name__}: padding changes an example's logits on either side; its scores may depend on batching")
     return "right"
+
+
+def count_parameters(name: str) -> int:
+    """Parameters of a model, counted on the meta device: no weights are read. 0 when unknown here (e.g. a
+    GGUF file); the loader reports real problems."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(name))
+    except (OSError, ValueError):
+        return 0
+    with torch.device("meta"):
+        net = AutoModelForSequenceClassification.from_config(config)
+    return sum(p.numel() for p in net.parameters())

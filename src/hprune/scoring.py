@@ -19,6 +19,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from . import diagnostics
+from .config import ScoreConfig
 from .data import LabelledData, load_data
 from .distributed import World, barrier, current_world, device_for, gather_epoch, init_from_env
 from .dynamics import DynamicsRecorder, FeatureRecorder, RunDynamics, stack_runs
@@ -28,25 +29,9 @@ from .models import check_model, load_model, recorded_name
 from .scores import score_table
 from .subsets import describe_subsets, subset_family
 from .tasks import Encoded, get_task, load_task_data, task_of
-from .training import TrainConfig, default_device, fine_tune, seed_everything, setup_torch
+from .training import default_device, fine_tune, seed_everything, setup_torch
 
 SCORES_FILE, SUBSETS_FILE, MANIFEST_FILE = "scores.parquet", "subsets.json", "manifest.json"
-
-
-@dataclass
-class ScoreConfig:
-    """What defines a scoring: changing any of it makes earlier runs in the folder unusable."""
-
-    model: str = "minilm"
-    runs: int = 6
-    seed: int = 0
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def seeds(self) -> list[int]:
-        return [self.seed + r for r in range(self.runs)]
-
-    def to_dict(self) -> dict:
-        return {"model": recorded_name(self.model), "runs": self.runs, "seed": self.seed, "seeds": self.seeds(), **self.train.to_dict()}
 
 
 class HScorer:
@@ -111,7 +96,7 @@ class HScorer:
         cfg, world = self.config, self.world_
         started = time.perf_counter()
         # The number of processes changes the effective batch size, hence the scores: part of the identity.
-        config = {**cfg.to_dict(), "processes": world.size}
+        config = {**cfg.to_dict(), "model": recorded_name(cfg.model), "processes": world.size}
         identity = {"config": config, "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint if eval_data else None}
         finished = _finished_scoring(out, identity) if out is not None else None
         if out is not None and world.is_main and finished is None:  # a finished folder stays usable while the command is repeated

@@ -6,35 +6,16 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .config import TrainConfig
 from .distributed import World, all_gather, all_sum, shard_batches
 
 MEGABATCH = 50  # batches per length-sorted pool: long enough to group lengths, short enough to stay random
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of one fine-tune; the CLI fills it from defaults.py plus the user's options."""
-
-    epochs: int = 3
-    lr: float = 1e-4
-    batch_size: int = 32
-    grad_accum: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_length: int = 128
-    bf16: bool = False
-    length_grouped: bool = True
-    class_weight: str | None = None  # "balanced": weight each class's loss by n / (K * its count)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def setup_torch(threads: int | None = None, deterministic: bool = True) -> None:
@@ -141,7 +122,7 @@ def fine_tune(
     lengths = task.lengths(features)
     labels_t = torch.tensor(labels, dtype=torch.long)  # a copy: arrays from Ray's object store are read-only
     weight = None
-    if config.class_weight == "balanced":
+    if config.class_weight == "balanced" and task.name == "classification":  # per-class weights are a classifier's
         weight = torch.as_tensor(balanced_class_weights(np.asarray(labels), model.config.num_labels), dtype=torch.float32, device=device)
     local_batches = -(-int(np.ceil(len(features) / config.batch_size)) // world.size)
     steps_per_epoch = -(-local_batches // config.grad_accum)

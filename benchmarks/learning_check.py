@@ -19,8 +19,8 @@ import pandas as pd
 
 from hprune.cli import main as hprune
 from hprune.diagnostics import learned, learning_report
-from hprune.dynamics import RunDynamics
-from hprune.scoring import load_scoring
+from hprune.dynamics.store import RunDynamics
+from hprune.artifacts import load_scoring
 from reproduce import DATA, REPO, sample_rows
 
 # task -> (training file, evaluation file or None); SQuAD v2: the training part of our by-article split

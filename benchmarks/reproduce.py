@@ -26,7 +26,7 @@ from hprune.cli import main as hprune
 from hprune.diagnostics import learned
 from hprune.io import write_json
 from hprune.metrics import TEST_PREFIX
-from hprune.scoring import load_scoring
+from hprune.artifacts import load_scoring
 from hprune.subsets import subset_mask
 
 REPO = Path(__file__).resolve().parents[1]

@@ -34,9 +34,11 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from hprune import load_data  # noqa: E402
 from hprune.config import train_config  # noqa: E402
-from hprune.dynamics import FIELDS, DynamicsRecorder, RunDynamics  # noqa: E402
-from hprune.models import count_parameters, load_classifier  # noqa: E402
-from hprune.training import encode, fine_tune, predict, seed_everything, setup_torch  # noqa: E402
+from hprune.dynamics.record import DynamicsRecorder  # noqa: E402
+from hprune.dynamics.store import FIELDS, RunDynamics  # noqa: E402
+from hprune.engine.models import count_parameters, load_classifier  # noqa: E402
+from hprune.engine.loop import fine_tune, predict, seed_everything, setup_torch  # noqa: E402
+from hprune.tasks.classification import encode  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TASKS = ("sst2", "rte")

@@ -53,7 +53,7 @@ def tiny_bert(tmp_path_factory) -> str:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from hprune.models import resolve_model
+    from hprune.engine.models import resolve_model
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-bert")
@@ -69,8 +69,8 @@ def classifier_without_dropout(model: str, label_names: list[str], seed: int = 0
     logits for an example then depend on that example alone, not on its batch, order or step."""
     import torch
 
-    from hprune.models import load_classifier
-    from hprune.training import seed_everything
+    from hprune.engine.models import load_classifier
+    from hprune.engine.loop import seed_everything
 
     seed_everything(seed)
     tokenizer, net = load_classifier(model, label_names)

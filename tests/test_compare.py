@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from conftest import trec_files
-from hprune import compare as compare_module
+from hprune.phase2 import compare as compare_module
 from hprune.cli import main
-from hprune.compare import cache_key, phase2_seeds, plan
+from hprune.phase2.compare import cache_key, phase2_seeds, plan
 from hprune.errors import HpruneError
-from hprune.models import model_files_stamp, recorded_name
+from hprune.engine.models import model_files_stamp, recorded_name
 from hprune.scores import random_order
 from hprune.subsets import describe_subsets
 from hprune.config import TrainConfig

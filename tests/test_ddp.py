@@ -11,8 +11,8 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import classifier_without_dropout, free_port, head_rows, torchrun_score
-from hprune.distributed import World, shard_batches
-from hprune.training import epoch_batches
+from hprune.engine.distributed import World, shard_batches
+from hprune.engine.loop import epoch_batches
 
 N_ROWS, BATCH, EPOCHS = 52, 8, 2  # 7 batches: rank 0 gets 4, rank 1 gets 3 and one padding step
 
@@ -39,9 +39,12 @@ def test_shard_batches_split_pad_and_scale(n_batches, grad_accum, size):
 
 def _ddp_worker(rank: int, size: int, port: int, model: str, train: str, out: str) -> None:
     from hprune.data import load_data
-    from hprune.distributed import gather_epoch
-    from hprune.dynamics import DynamicsRecorder, RunDynamics
-    from hprune.training import TrainConfig, encode, fine_tune
+    from hprune.dynamics.record import gather_epoch
+    from hprune.dynamics.record import DynamicsRecorder
+    from hprune.dynamics.store import RunDynamics
+    from hprune.config import TrainConfig
+    from hprune.engine.loop import fine_tune
+    from hprune.tasks.classification import encode
 
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size)
@@ -76,8 +79,9 @@ def _ddp_worker(rank: int, size: int, port: int, model: str, train: str, out: st
 
 def test_two_process_ddp_records_each_example_once_per_epoch(tmp_path, tiny_bert):
     from hprune.data import load_data
-    from hprune.dynamics import step_statistics
-    from hprune.training import encode, predict
+    from hprune.tasks.base import step_statistics
+    from hprune.engine.loop import predict
+    from hprune.tasks.classification import encode
 
     train = head_rows("trec", "train", N_ROWS, tmp_path / "train.jsonl")
     mp.spawn(_ddp_worker, args=(2, free_port(), tiny_bert, str(train), str(tmp_path)), nprocs=2, join=True)

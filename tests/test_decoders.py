@@ -12,10 +12,14 @@ import torch
 from conftest import head_rows, shared
 from hprune.cli import main
 from hprune.data import load_data
-from hprune.dynamics import DynamicsRecorder, RunDynamics, step_statistics
+from hprune.dynamics.record import DynamicsRecorder
+from hprune.dynamics.store import RunDynamics
+from hprune.tasks.base import step_statistics
 from hprune.errors import HpruneError
-from hprune.models import load_classifier, resolve_model
-from hprune.training import TrainConfig, encode, fine_tune, predict, seed_everything
+from hprune.engine.models import load_classifier, resolve_model
+from hprune.config import TrainConfig
+from hprune.engine.loop import fine_tune, predict, seed_everything
+from hprune.tasks.classification import encode
 
 
 def _tiny_tokenizer(texts, padding_side):

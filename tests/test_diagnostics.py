@@ -52,7 +52,7 @@ def test_h_decided_by_the_label_is_warned():
 
 
 def test_balanced_class_weights_make_every_class_weigh_the_same():
-    from hprune.training import balanced_class_weights
+    from hprune.engine.loop import balanced_class_weights
 
     labels = np.array([0] * 90 + [1] * 9 + [3] * 1)
     w = balanced_class_weights(labels, 4)
@@ -89,9 +89,9 @@ def test_a_weighted_loss_trains_and_is_recorded_in_the_config(tmp_path, tiny_ber
 
 
 def test_bf16_on_a_cpu_without_bf16_units_is_warned(tmp_path, tiny_bert, capsys, monkeypatch):
-    import hprune.training
+    import hprune.engine.loop
 
-    monkeypatch.setattr(hprune.training, "bf16_is_slow", lambda: True)
+    monkeypatch.setattr(hprune.engine.loop, "bf16_is_slow", lambda: True)
     train, evalf = trec_files(tmp_path, 40, 20)
     assert main(["train", "--train", str(train), "--eval", str(evalf), "--model", tiny_bert, "--epochs", "1", "--bf16",
                  "--threads", "1", "--out", str(tmp_path / "bf16"), "--quiet"]) == 0
@@ -118,7 +118,7 @@ def test_the_advice_follows_the_learning_rate_the_runs_used():
     advice = what_to_change({"lr": 1e-4, "epochs": 3, "max_length": 128})
     assert advice.startswith("add --epochs (now 3)") and "raise --lr" not in advice and "another --lr (now 0.0001)" in advice
     assert what_to_change(None).startswith("raise --lr (small models")
-    # a Trainer user (hprune.hf.DynamicsTrainer) is told the TrainingArguments, not hprune's options
+    # a Trainer user (hprune.integrations.hf.DynamicsTrainer) is told the TrainingArguments, not hprune's options
     assert what_to_change({"lr": 2e-5, "epochs": 3}, advice=TRAINER_ADVICE) == (
         "raise learning_rate (now 2e-05; small models want 0.0001 or more), raise num_train_epochs (now 3), "
         "or raise the tokenizer's max_length if texts are cut")

@@ -1,4 +1,4 @@
-"""hprune.hf.DynamicsTrainer: a transformers Trainer that records dynamics by example id.
+"""hprune.integrations.hf.DynamicsTrainer: a transformers Trainer that records dynamics by example id.
 
 Exact equality with hprune's own loop while learning is out of reach by design: the Trainer's
 RandomSampler draws other batches in another order than training.epoch_batches (length-grouped,
@@ -17,9 +17,12 @@ import torch
 from conftest import classifier_without_dropout, head_rows
 from hprune.cli import main
 from hprune.data import load_data
-from hprune.dynamics import DynamicsRecorder, RunDynamics
-from hprune.models import load_classifier
-from hprune.training import TrainConfig, encode, fine_tune, seed_everything
+from hprune.dynamics.record import DynamicsRecorder
+from hprune.dynamics.store import RunDynamics
+from hprune.engine.models import load_classifier
+from hprune.config import TrainConfig
+from hprune.engine.loop import fine_tune, seed_everything
+from hprune.tasks.classification import encode
 
 pytest.importorskip("accelerate")  # the Trainer needs it (pip install 'hprune[hf]')
 
@@ -37,7 +40,7 @@ def _args(tmp_path, seed, **kw):
 def test_trainer_records_every_micro_batch_once_per_epoch_and_scores(tmp_path, tiny_bert):
     import datasets
 
-    from hprune.hf import DynamicsTrainer
+    from hprune.integrations.hf import DynamicsTrainer
 
     data = load_data(str(head_rows("trec", "train", N, tmp_path / "train.jsonl")))
     out = tmp_path / "scoring"
@@ -79,7 +82,7 @@ def test_trainer_records_every_micro_batch_once_per_epoch_and_scores(tmp_path, t
 
 
 def test_trainer_records_what_the_plain_loop_records_at_lr0(tmp_path, tiny_bert):
-    from hprune.hf import DynamicsTrainer
+    from hprune.integrations.hf import DynamicsTrainer
 
     data = load_data(str(head_rows("trec", "train", N, tmp_path / "train.jsonl")))
     tokenizer, model = classifier_without_dropout(tiny_bert, data.label_names)

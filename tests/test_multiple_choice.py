@@ -11,10 +11,13 @@ import torch
 
 from conftest import head_rows, shared
 from hprune.cli import main
-from hprune.dynamics import DynamicsRecorder, RunDynamics, step_statistics
-from hprune.models import load_model
+from hprune.dynamics.record import DynamicsRecorder
+from hprune.dynamics.store import RunDynamics
+from hprune.tasks.base import step_statistics
+from hprune.engine.models import load_model
 from hprune.tasks import detect_task_type, get_task, load_task_data
-from hprune.training import TrainConfig, fine_tune, predict, seed_everything
+from hprune.config import TrainConfig
+from hprune.engine.loop import fine_tune, predict, seed_everything
 
 MC = "multiple-choice"
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -11,12 +11,14 @@ import torch
 
 from conftest import shared
 from hprune.cli import main
-from hprune.dynamics import FIELDS, FeatureRecorder, RunDynamics, aggregate_features
-from hprune.models import load_model
+from hprune.dynamics.record import FeatureRecorder, aggregate_features
+from hprune.dynamics.store import FIELDS, RunDynamics
+from hprune.engine.models import load_model
 from hprune.tasks import Encoded, get_task, load_task_data
 from hprune.tasks.extractive_qa import best_span, predict_answers, qa_statistics
 from hprune.tasks.squad import normalize_answer, squad_v2_scores
-from hprune.training import TrainConfig, fine_tune, predict, seed_everything
+from hprune.config import TrainConfig
+from hprune.engine.loop import fine_tune, predict, seed_everything
 
 QA = "extractive-qa"
 pytestmark = pytest.mark.usefixtures("one_thread")

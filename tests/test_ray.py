@@ -71,7 +71,7 @@ def test_ray_options_need_the_ray_executor(tmp_path, tiny_bert, capsys):
 
 
 def test_epoch_progress_reports_each_finished_epoch_once(tmp_path):
-    from hprune.executors import epoch_progress
+    from hprune.phase1.executors import epoch_progress
     from hprune.io import write_json
 
     (tmp_path / "dynamics").mkdir()
@@ -85,7 +85,7 @@ def test_epoch_progress_reports_each_finished_epoch_once(tmp_path):
 
 
 def test_busy_machine_warning_only_when_ray_would_share_cores():
-    from hprune.executors import busy_machine_warning
+    from hprune.phase1.executors import busy_machine_warning
 
     assert busy_machine_warning(0.1, 2, 6) is None  # an idle machine
     assert busy_machine_warning(1.0, 4, 2) is None  # busy, but the runs fit on the free cores

@@ -7,9 +7,13 @@ import torch
 
 from conftest import head_rows
 from hprune.data import load_data
-from hprune.dynamics import DynamicsRecorder, RunDynamics, step_statistics
-from hprune.models import load_classifier
-from hprune.training import TrainConfig, encode, epoch_batches, fine_tune, predict, seed_everything
+from hprune.dynamics.record import DynamicsRecorder
+from hprune.dynamics.store import RunDynamics
+from hprune.tasks.base import step_statistics
+from hprune.engine.models import load_classifier
+from hprune.config import TrainConfig
+from hprune.engine.loop import epoch_batches, fine_tune, predict, seed_everything
+from hprune.tasks.classification import encode
 
 
 def test_epoch_batches_cover_every_example_once_and_reshuffle():

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from hprune.cli import main
-from hprune.compare import COMPARE_FILE, RESULTS_FILE, report
+from hprune.phase2.compare import COMPARE_FILE, RESULTS_FILE, report
 from hprune.io import write_json
 from hprune.reports import format_summary, summarize
 from hprune.scores import random_order
-from hprune.scoring import MANIFEST_FILE, SCORES_FILE, SUBSETS_FILE
+from hprune.artifacts import MANIFEST_FILE, SCORES_FILE, SUBSETS_FILE
 from hprune.subsets import describe_subsets
 from hprune.config import TrainConfig
 

@@ -18,7 +18,7 @@ import torch
 
 from conftest import head_rows, torchrun_score
 from hprune.cli import main
-from hprune.dynamics import FIELDS, RunDynamics
+from hprune.dynamics.store import FIELDS, RunDynamics
 
 RUNS, EPOCHS = 3, 3
 

@@ -15,7 +15,7 @@ _EXPORTS = {
     "WINNING_TICKET": "subsets", "describe_subsets": "subsets", "select": "subsets", "subset_family": "subsets", "subset_mask": "subsets",
     "LabelledData": "data", "load_data": "data",
     "load_task_data": "tasks",
-    "HScorer": "scoring", "load_scoring": "scoring",
+    "HScorer": "phase1.scorer", "load_scoring": "artifacts",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -90,13 +90,13 @@ def _training_options(args) -> dict:
 def _train_config(args, n_examples: int, task_type: str | None = None):
     """Hyper-parameters: the user's options over defaults that depend on the model, the task kind and the
     full training set's size."""
-    from .models import count_parameters
+    from .engine.models import count_parameters
 
     size_matters = not args.paper_settings and args.lr is None and args.model is not None  # only the lr follows the model's size
     config = train_config(paper_settings=args.paper_settings, n_examples=n_examples, task_type=task_type,
                           model_parameters=count_parameters(args.model) if size_matters else None, **_training_options(args))
     if config.bf16:
-        from .training import bf16_is_slow
+        from .engine.loop import bf16_is_slow
 
         if bf16_is_slow():
             print("warning: --bf16 on a CPU without bf16 units (no avx512_bf16 or AMX) runs 20-30x slower than fp32; "
@@ -116,9 +116,9 @@ def _load(args, source, like=None, **kw):
 
 
 def cmd_score(args) -> int:
-    from .reports import format_h_histogram, format_subset_table
     from .diagnostics import format_learning_report
-    from .scoring import HScorer
+    from .reports import format_h_histogram, format_subset_table
+    from .phase1.scorer import HScorer
     from .tasks import task_of
 
     train = _load(args, args.train)
@@ -140,7 +140,7 @@ def cmd_score(args) -> int:
 def cmd_subsets(args) -> int:
     from .diagnostics import format_learning_report
     from .reports import format_h_histogram, format_subset_table
-    from .scoring import load_scoring
+    from .artifacts import load_scoring
 
     manifest, scores, subsets = load_scoring(args.dir)
     if args.json:
@@ -155,21 +155,19 @@ def cmd_subsets(args) -> int:
 
 
 def _subset_ids(scoring_dir: str, name: str, data, allow_mismatch: bool):
-    from .scoring import check_fingerprint, load_scoring
-    from .subsets import find_subset, subset_mask
+    from .artifacts import subset_ids
 
-    manifest, scores, subsets = load_scoring(scoring_dir)
-    subset = find_subset(subsets, name)
-    if check_fingerprint(manifest, data, allow_mismatch=allow_mismatch):
-        print(f"warning: {data.source} (fingerprint {data.fingerprint}) is not the data that was scored (fingerprint "
-              f"{manifest['fingerprint']}); applying the scores row by row as --allow-fingerprint-mismatch asks", file=sys.stderr)
-    return scores["example_id"].to_numpy()[subset_mask(scores["h_score"].to_numpy(), subset["removed_h"])], subset
+    ids, subset, scored = subset_ids(scoring_dir, name, data, allow_mismatch=allow_mismatch)
+    if scored is not None:
+        print(f"warning: {data.source} (fingerprint {data.fingerprint}) is not the data that was scored (fingerprint {scored}); "
+              "applying the scores row by row as --allow-fingerprint-mismatch asks", file=sys.stderr)
+    return ids, subset
 
 
 def cmd_export(args) -> int:
+    from .artifacts import load_scored_data, load_scoring
     from .data import FILE_FORMATS, write_rows
     from .io import atomic_path, why_not_writable
-    from .scoring import load_scored_data, load_scoring
 
     out = Path(args.out)
     if out.suffix.lower() not in FILE_FORMATS:
@@ -191,13 +189,13 @@ def cmd_export(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .finetune import train_and_evaluate
-    from .io import ensure_writable, write_json
-    from .models import check_model, recorded_name
-
-    out = Path(args.out)
+    from .engine.models import check_model
+    from .io import ensure_writable
+    from .phase2.finetune import METRICS_FILE, finetune
     from .reports import METRIC_LABELS
     from .tasks import task_of
+
+    out = Path(args.out)
 
     train = _load(args, args.train)
     eval_data = _load(args, args.eval, like=train)
@@ -214,14 +212,11 @@ def cmd_train(args) -> int:
     config = _train_config(args, len(train), task.name)
     check_model(args.model, max_length=config.max_length)
     ensure_writable(out)  # only now, so that a bad input leaves nothing behind
-    metrics = train_and_evaluate(args.model, train, eval_data, config, seed=args.seed, example_ids=ids,
-                                 progress=None if args.quiet else f"train {subset_name}", threads=args.threads)
-    result = {"subset": subset_name, "model": recorded_name(args.model), "seed": args.seed, "train_source": train.source, "eval_source": eval_data.source,
-              "fingerprint": train.fingerprint, "config": config.to_dict(), "metrics": metrics}
-    write_json(out / "metrics.json", result)
+    metrics = finetune(train, eval_data, model=args.model, config=config, seed=args.seed, ids=ids, subset=subset_name, out_dir=out,
+                       progress=None if args.quiet else f"train {subset_name}", threads=args.threads)["metrics"]
     scores = ", ".join(f"{METRIC_LABELS[m]} {metrics[m]:.4f}" for m in task.metrics)
     print(f"{subset_name}: {len(ids) if ids is not None else len(train)} examples, {scores}, "
-          f"trained in {metrics['train_seconds']:.0f} s -> {out / 'metrics.json'}")
+          f"trained in {metrics['train_seconds']:.0f} s -> {out / METRICS_FILE}")
     return 0
 
 
@@ -230,9 +225,9 @@ def _comma_list(text: str) -> list[str]:
 
 
 def cmd_compare(args) -> int:
-    from .compare import check_metric, compare
+    from .phase2.compare import check_metric, compare
     from .reports import format_summary
-    from .scoring import load_scoring
+    from .artifacts import load_scoring
 
     manifest = load_scoring(args.dir)[0]
     task_type = manifest.get("task_type")
@@ -251,14 +246,14 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .compare import report
+    from .phase2.compare import report
 
     print(f"wrote {report(args.dir, scoring_dir=args.scoring, metric=args.metric)} and report.md")
     return 0
 
 
 def cmd_split(args) -> int:
-    from .split import split_by_group
+    from .data.split import split_by_group
 
     info = split_by_group(args.data, args.out, by=args.by, eval_fraction=args.eval_fraction, seed=args.seed)
     print(f"split {args.data} by {args.by!r} (seed {args.seed}): {info['train']['rows']} rows in {len(info['train']['groups'])} groups -> "

@@ -1,5 +1,5 @@
 """Task kinds: classification, multiple choice and extractive QA, each a small adapter (tasks/base.py)
-so that training.fine_tune, dynamics.DynamicsRecorder and scoring stay generic.
+so that engine.loop.fine_tune, dynamics.record.DynamicsRecorder and phase 1 stay generic.
 
 The kind is detected from the data (a `choices` list column: multiple choice; `context`, `question` and
 SQuAD-style `answers` with `answer_start`: extractive QA; anything else: classification) or given with
@@ -7,31 +7,14 @@ SQuAD-style `answers` with `answer_start`: extractive QA; anything else: classif
 """
 from __future__ import annotations
 
-from .base import Encoded, Task, TaskData
+from ..config import CLASSIFICATION, TASK_TYPES
+from .base import Encoded, Task, TaskData, as_list
+from .classification import Classification
 from .extractive_qa import ExtractiveQA
-from .multiple_choice import CHOICES, MultipleChoice, as_list
-
-
-class Classification(Task):
-    """Text (or text-pair) classification: data.load_data and training.encode, unchanged."""
-
-    def load(self, source: str, *, table=None, **kw):
-        from ..data import load_data
-
-        return load_data(source, _table=table, **kw)
-
-    def encode(self, tokenizer, data, max_length: int, ids=None) -> Encoded:
-        from ..training import encode
-
-        if ids is None:
-            return Encoded.one_per_example(encode(tokenizer, data.texts, data.pairs, max_length), data.labels)
-        texts, pairs = [data.texts[i] for i in ids], [data.pairs[i] for i in ids] if data.pairs else None
-        return Encoded.one_per_example(encode(tokenizer, texts, pairs, max_length), data.labels[ids])
+from .multiple_choice import CHOICES, MultipleChoice
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (Classification(), MultipleChoice(), ExtractiveQA())}
-TASK_TYPES = tuple(TASKS)
-CLASSIFICATION = "classification"
 
 
 def get_task(name: str | None) -> Task:

@@ -4,20 +4,73 @@ A task adapter turns the user's rows into examples, encodes them into features (
 several for a long QA context: each feature knows its example), collates a batch, runs the matching
 head, and turns a training step's logits into per-feature statistics (correct, gold probability,
 margin, EL2N). Scores are per example: features are aggregated to one record per example per epoch
-(dynamics.FeatureRecorder). Evaluation metrics are the task's own.
+(dynamics.record.FeatureRecorder). Evaluation metrics are the task's own.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..dynamics import step_statistics
-from ..training import collate, predict
+from ..errors import HpruneError
 
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def collate(tokenizer, features: list[dict], indices: np.ndarray, device) -> dict[str, torch.Tensor]:
+    batch = tokenizer.pad([features[i] for i in indices], return_tensors="pt")
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def step_statistics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Correctness, gold probability, margin and EL2N of one batch, from logits the step already has."""
+    logits = logits.detach().float()
+    probs = logits.softmax(-1)
+    gold_logit = logits.gather(1, labels[:, None])[:, 0]
+    other = logits.scatter(1, labels[:, None], float("-inf"))
+    one_hot = torch.nn.functional.one_hot(labels, logits.shape[-1]).float()
+    return {
+        "correct": logits.argmax(-1) == labels,
+        "probs": probs.gather(1, labels[:, None])[:, 0],
+        "margins": gold_logit - other.max(-1).values,
+        "el2n": (probs - one_hot).norm(dim=-1),
+    }
+
+
+def as_list(value) -> list | None:
+    """A list cell as a list (parquet gives numpy arrays); None when the cell is not list-like."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(value)
+    return None
+
+
+def rows_message(source: str, what: str, rows: list[int], fix: str) -> HpruneError:
+    shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+    return HpruneError(f"{source}: {what} at row {shown}; {fix}")
+
+
+def require_columns(frame, source: str, columns: list[str], task_type: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise HpruneError(f"{source} has no column {', '.join(map(repr, missing))}, which {task_type} data needs; "
+                          f"its columns are {', '.join(map(str, frame.columns))}")
+
+
+def content_fingerprint(task_type: str, rows) -> str:
+    """sha256 of the task kind and the rows' trained-on content in order, shortened to 16 hex digits."""
+    h = hashlib.sha256(task_type.encode() + b"\n")
+    for row in rows:
+        h.update(json.dumps(row, ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:16]
+
+
+def is_text(v) -> bool:
+    return isinstance(v, str) and bool(v.strip())
 
 
 @dataclass
@@ -117,7 +170,8 @@ class Task:
         raise NotImplementedError
 
     # ---- evaluation ----
-    def evaluate(self, model, tokenizer, data, encoded: Encoded, *, bf16: bool = False) -> dict[str, float]:
+    def metrics_of(self, outputs, data, encoded: Encoded) -> dict[str, float]:
+        """The task's metrics from the model's outputs on `encoded` (engine.loop.evaluate runs the model)."""
         from ..metrics import classification_metrics
 
-        return classification_metrics(encoded.targets, predict(model, tokenizer, encoded.features, bf16=bf16, task=self))
+        return classification_metrics(encoded.targets, outputs)

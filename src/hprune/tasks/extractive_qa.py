@@ -9,7 +9,7 @@ lies wholly inside the feature's window, else position 0 (the [CLS] token: "no a
 Per step and feature: correct = argmax start is the gold start AND argmax end is the gold end (the
 paper's rule); gold probability = p(start) x p(end); margin = the smaller of the start and end logit
 margins; EL2N = the mean of the start and end error norms. Padding positions get -inf logits.
-Per question and epoch (dynamics.aggregate_features): the relevant features are those whose window
+Per question and epoch (dynamics.record.aggregate_features): the relevant features are those whose window
 holds the answer, or all the question's features when none does (unanswerable, or an answer cut by
 every window); the question is correct iff every relevant feature is; probability and margin are the
 minimum over them, EL2N the maximum.
@@ -26,9 +26,7 @@ import torch
 
 from ..data import read_table
 from ..errors import HpruneError
-from ..dynamics import step_statistics
-from .base import MODEL_KEYS, Encoded, Task, TaskData
-from .multiple_choice import content_fingerprint, is_text, require_columns, rows_message
+from .base import MODEL_KEYS, Encoded, Task, TaskData, as_list, content_fingerprint, is_text, require_columns, rows_message, step_statistics
 from .squad import squad_v2_scores
 
 CONTEXT, QUESTION, ANSWERS = "context", "question", "answers"
@@ -120,7 +118,7 @@ class ExtractiveQA(Task):
         return logits.masked_fill(inputs["attention_mask"][:, None] == 0, float("-inf"))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        """The mean of the start and end cross-entropies. Class weights do not apply to positions (defaults.py
+        """The mean of the start and end cross-entropies. Class weights do not apply to positions (config.py
         refuses --class-weight for QA), so `weight` is always None here."""
         return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
 
@@ -131,18 +129,13 @@ class ExtractiveQA(Task):
         lengths = inputs["attention_mask"].sum(1).cpu().numpy()
         return [row[:, :n] for row, n in zip(logits, lengths)]
 
-    def evaluate(self, model, tokenizer, data: TaskData, encoded: Encoded, *, bf16: bool = False) -> dict[str, float]:
-        from ..training import predict
-
-        outputs = predict(model, tokenizer, encoded.features, bf16=bf16, task=self)
+    def metrics_of(self, outputs: list[np.ndarray], data: TaskData, encoded: Encoded) -> dict[str, float]:
         examples = [data.examples[i] for i in encoded.ids]
         predictions = predict_answers(outputs, encoded, [e["context"] for e in examples])
         return squad_v2_scores([e["answers"] for e in examples], predictions)
 
 
 def _answers(value) -> tuple[list[str] | None, list[int] | None]:
-    from .multiple_choice import as_list
-
     if not isinstance(value, dict):
         return None, None
     texts, starts = as_list(value.get("text")), as_list(value.get("answer_start"))

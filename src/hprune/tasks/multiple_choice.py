@@ -9,49 +9,14 @@ index, gold probability = softmax over the choices, margin = gold logit minus th
 """
 from __future__ import annotations
 
-import hashlib
-import json
-
 import numpy as np
 import torch
 
 from ..data import LABEL_COLUMNS, read_table
 from ..errors import HpruneError
-from .base import MODEL_KEYS, Encoded, Task, TaskData
+from .base import MODEL_KEYS, Encoded, Task, TaskData, as_list, content_fingerprint, is_text, require_columns, rows_message
 
 QUESTION, CHOICES, CONTEXT = "question", "choices", "context"
-
-
-def as_list(value) -> list | None:
-    """A list cell as a list (parquet gives numpy arrays); None when the cell is not list-like."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return list(value)
-    return None
-
-
-def rows_message(source: str, what: str, rows: list[int], fix: str) -> HpruneError:
-    shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
-    return HpruneError(f"{source}: {what} at row {shown}; {fix}")
-
-
-def require_columns(frame, source: str, columns: list[str], task_type: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise HpruneError(f"{source} has no column {', '.join(map(repr, missing))}, which {task_type} data needs; "
-                          f"its columns are {', '.join(map(str, frame.columns))}")
-
-
-def content_fingerprint(task_type: str, rows) -> str:
-    """sha256 of the task kind and the rows' trained-on content in order, shortened to 16 hex digits."""
-    h = hashlib.sha256(task_type.encode() + b"\n")
-    for row in rows:
-        h.update(json.dumps(row, ensure_ascii=False).encode())
-        h.update(b"\n")
-    return h.hexdigest()[:16]
-
-
-def is_text(v) -> bool:
-    return isinstance(v, str) and bool(v.strip())
 
 
 class MultipleChoice(Task):
@@ -138,10 +103,7 @@ class MultipleChoice(Task):
     def unbatch(self, logits: np.ndarray, inputs: dict) -> list[np.ndarray]:
         return [row[m] for row, m in zip(logits, inputs["choice_mask"].cpu().numpy())]
 
-    def evaluate(self, model, tokenizer, data, encoded: Encoded, *, bf16: bool = False) -> dict[str, float]:
-        from ..training import predict
-
-        outputs = predict(model, tokenizer, encoded.features, bf16=bf16, task=self)
+    def metrics_of(self, outputs: list[np.ndarray], data, encoded: Encoded) -> dict[str, float]:
         return {"accuracy": float(np.mean([int(np.argmax(o)) == y for o, y in zip(outputs, encoded.targets)]))}
 
 

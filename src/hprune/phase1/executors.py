@@ -15,9 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import HpruneError
-from .io import read_json, write_json
-from .scoring import RunInputs, finished_run, run_paths, score_run
+from ..dynamics.store import finished_run, run_paths, save_run
+from ..errors import HpruneError
+from ..io import read_json
+from .run import RunInputs, score_run
 
 POLL_SECONDS = 30  # how often the driver looks for finished epochs while the runs train
 
@@ -65,7 +66,7 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
                 cause = getattr(e, "cause", None)
                 raise (cause if isinstance(cause, HpruneError) else RuntimeError(f"scoring run {r} failed on Ray:\n{e}")) from None
             if out is not None and worker_out is None:
-                _save_run(out, r, *results[r])
+                save_run(out, r, *results[r])
             if progress:
                 print(f"run {r + 1}/{cfg.runs} done on Ray ({time.perf_counter() - t0:.0f} s, {len(pending)} left)", flush=True)
     finally:
@@ -123,9 +124,3 @@ def _init(ray, address: str | None, cpus_per_run: int) -> None:
     else:
         # A new local Ray with this machine's cores, never one found by address autodetection.
         ray.init(address="local", num_cpus=max(os.cpu_count() or 1, cpus_per_run), **quiet)
-
-
-def _save_run(out: Path, r: int, dyn, info: dict) -> None:
-    paths = run_paths(out, r)
-    write_json(paths["json"], info)
-    dyn.save(paths["npz"])

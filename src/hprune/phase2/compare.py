@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import LabelledData
-from .errors import HpruneError
+from ..artifacts import check_fingerprint, load_scored_data, load_scoring
+from ..config import TrainConfig
+from ..data import LabelledData
+from ..engine.models import model_files_stamp, recorded_name
+from ..errors import HpruneError
+from ..io import atomic_path, ensure_writable, read_json, write_json
+from ..metrics import TEST_PREFIX
+from ..reports import FULL, summarize, write_report
+from ..subsets import SELECTION_METHODS, find_subset, select, subset_mask
+from ..tasks import get_task, task_of
 from .finetune import train_and_evaluate
-from .io import atomic_path, ensure_writable, read_json, write_json
-from .metrics import TEST_PREFIX
-from .models import model_files_stamp, recorded_name
-from .tasks import get_task, task_of
-from .reports import FULL, summarize, write_report
-from .scoring import check_fingerprint, load_scored_data, load_scoring
-from .subsets import SELECTION_METHODS, find_subset, select, subset_mask
-from .config import TrainConfig
 
 HSCORE = "hscore"
 METHODS = (HSCORE, *SELECTION_METHODS)

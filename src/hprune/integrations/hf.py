@@ -5,7 +5,7 @@ correctness, gold-label probability, margin and EL2N, keyed by its example id, a
 runs are in OUT, scores.parquet, subsets.json and manifest.json, so `hprune subsets`, `export`,
 `train --subset` and `compare` work on OUT.
 
-    from hprune.hf import DynamicsTrainer
+    from hprune.integrations.hf import DynamicsTrainer
     trainer = DynamicsTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
                               scoring_dir="runs/x", run=0, data=load_data("train.jsonl"))
 
@@ -27,13 +27,14 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback
 
-from .data import LabelledData
-from .diagnostics import TRAINER_ADVICE
-from .distributed import all_gather, current_world, gather_epoch
-from .dynamics import DynamicsRecorder, RunDynamics
-from .errors import HpruneError
-from .io import read_json, write_json
-from .scoring import finished_run, run_paths, write_scoring, _data_info
+from ..artifacts import data_info, write_scoring
+from ..data import LabelledData
+from ..diagnostics import TRAINER_ADVICE
+from ..dynamics.record import DynamicsRecorder, gather_epoch
+from ..dynamics.store import RunDynamics, finished_run, load_run, run_paths, save_run
+from ..engine.distributed import all_gather, current_world
+from ..errors import HpruneError
+from ..io import write_json
 
 ID_COLUMN = "example_id"
 # The TrainingArguments that make a run's dynamics comparable with another run's (the seed aside).
@@ -188,9 +189,9 @@ class DynamicsTrainer(Trainer):
         config = {**info[0]["config"], "runs": len(runs), "seed": seeds[0], "seeds": seeds}
         labels = self.data.labels[self.example_ids] if self.data is not None else np.asarray(info[0]["labels"], dtype=np.int64)
         names = self._label_names() if self.data is not None else info[0]["label_names"]
-        data_info = _data_info(self.data) if self.data is not None else {"train_source": None, "n_examples": len(labels), "text_column": None,
-                                                                         "pair_column": None, "label_column": None, "label_names": names}
-        manifest = {"fingerprint": info[0].get("fingerprint"), "eval_fingerprint": None, **data_info, "eval_source": None,
+        source = data_info(self.data) if self.data is not None else {"train_source": None, "n_examples": len(labels), "text_column": None,
+                                                                      "pair_column": None, "label_column": None, "label_names": names}
+        manifest = {"fingerprint": info[0].get("fingerprint"), "eval_fingerprint": None, **source, "eval_source": None,
                     "device": str(self.args.device), "executor": "DynamicsTrainer"}
         return write_scoring(out, runs, info, labels=labels, label_names=names, config=config, example_ids=self.example_ids, manifest=manifest,
                              advice=TRAINER_ADVICE)
@@ -210,13 +211,10 @@ class _Recording(TrainerCallback):
         dyn = RunDynamics.empty(n_epochs, len(t.example_ids))
         t._info = {"run": t.run, "seed": args.seed, "train_seconds": 0.0, "eval_accuracy": [], "train_loss": [], "config": t._run_config(),
                    "fingerprint": t.data.fingerprint if t.data is not None else None}
-        paths = run_paths(t.scoring_dir, t.run)
-        if state.global_step > 0 and paths["npz"].exists():  # resume_from_checkpoint: keep the epochs before it
-            saved, saved_info = RunDynamics.load(paths["npz"]), read_json(paths["json"])
-            keep = min(saved.epochs_done, int(state.epoch))
+        if state.global_step > 0 and run_paths(t.scoring_dir, t.run)["npz"].exists():  # resume_from_checkpoint: keep the epochs before it
+            saved, _ = load_run(t.scoring_dir, t.run)
             if saved.correct.shape == dyn.correct.shape:
-                dyn, t._info = saved, {**saved_info, "eval_accuracy": saved_info["eval_accuracy"][:keep], "train_loss": saved_info["train_loss"][:keep]}
-                dyn.epochs_done = keep
+                dyn, t._info = load_run(t.scoring_dir, t.run, epochs=min(saved.epochs_done, int(state.epoch)))
         t.recorder = DynamicsRecorder(dyn, duplicates="first" if t.world.distributed else "raise")
         t.recorder.seen[: dyn.epochs_done] = True
         t._labels = np.full(len(t.example_ids), -1, dtype=np.int64)
@@ -248,9 +246,7 @@ class _Recording(TrainerCallback):
         if t.data is None:
             t._info.update(labels=t._labels.tolist(), label_names=t._label_names())
         if t.world.is_main:
-            paths = run_paths(t.scoring_dir, t.run)
-            write_json(paths["json"], t._info)
-            dyn.save(paths["npz"])
+            save_run(t.scoring_dir, t.run, dyn, t._info)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         t = self.t

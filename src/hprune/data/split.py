@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import read_table
-from .errors import HpruneError
-from .io import _json_default, atomic_path, ensure_writable, write_json
+from .tables import read_table
+from ..errors import HpruneError
+from ..io import _json_default, atomic_path, ensure_writable, write_json
 
 PARTS = ("train.jsonl", "eval.jsonl")
 SPLIT_FILE = "split.json"

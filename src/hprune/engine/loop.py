@@ -1,4 +1,4 @@
-"""The fine-tuning loop: length-grouped dynamic padding, AdamW with a linear schedule, and a hook that
+"""The fine-tuning loop, for any task kind (hprune.tasks): length-grouped dynamic padding, AdamW with a linear schedule, and a hook that
 sees each training step's logits together with the batch's example ids (recording costs no extra
 forward pass)."""
 from __future__ import annotations
@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
+from ..config import TrainConfig
+from ..tasks import Task, get_task
 from .distributed import World, all_gather, all_sum, shard_batches
 
 MEGABATCH = 50  # batches per length-sorted pool: long enough to group lengths, short enough to stay random
@@ -42,13 +43,6 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def encode(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> list[dict]:
-    """Tokenize once, without padding: padding happens per batch, to the batch's longest example."""
-    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-    return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
-
-
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """scikit-learn's "balanced" weights, n / (K * count) over the K classes present; 0 for a class with
     no example. Every class then weighs the same in the loss, so a rare class is learned as early as a
@@ -76,11 +70,6 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, *, seed: int, epoch: int
     return batches
 
 
-def collate(tokenizer, features: list[dict], indices: np.ndarray, device) -> dict[str, torch.Tensor]:
-    batch = tokenizer.pad([features[i] for i in indices], return_tensors="pt")
-    return {k: v.to(device) for k, v in batch.items()}
-
-
 StepHook = Callable[[int, np.ndarray, torch.Tensor, torch.Tensor], None]
 EpochHook = Callable[[int, dict], None]
 
@@ -98,7 +87,7 @@ def fine_tune(
     resume: dict | None = None,
     progress: str | None = None,
     world: World | None = None,
-    task=None,
+    task: Task | None = None,
 ) -> dict:
     """Fine-tune `model` in place. `on_step(epoch, example_idx, logits, labels)` sees every micro-batch;
     `on_epoch_end(epoch, state)` gets the state a resume needs (model, optimizer, scheduler, RNG).
@@ -106,7 +95,7 @@ def fine_tune(
 
     With a distributed `world` (one process per rank, the process group initialized), the model is
     wrapped in DistributedDataParallel and each rank trains on its share of every epoch's batches
-    (distributed.shard_batches): each optimizer step covers grad_accum x world size batches, and
+    (engine.distributed.shard_batches): each optimizer step covers grad_accum x world size batches, and
     `on_step` sees only this rank's real micro-batches.
 
     `task` (hprune.tasks; default classification) collates, runs the head and gives the loss: for a
@@ -114,9 +103,7 @@ def fine_tune(
     feature indices."""
     from transformers import get_linear_schedule_with_warmup
 
-    from .tasks.base import Task
-
-    task = task or Task()
+    task = task or get_task(None)
     world = world or World()
     device = next(model.parameters()).device
     lengths = task.lengths(features)
@@ -201,12 +188,10 @@ def fine_tune(
 
 
 @torch.no_grad()
-def predict(model, tokenizer, features: list[dict], *, batch_size: int = 128, bf16: bool = False, task=None) -> np.ndarray | list:
+def predict(model, tokenizer, features: list[dict], *, batch_size: int = 128, bf16: bool = False, task: Task | None = None) -> np.ndarray | list:
     """Logits for every example, in input order; batches sorted by length so little is padding. For a
     task whose outputs differ in shape per feature (multiple choice, QA), a list of per-feature arrays."""
-    from .tasks.base import Task
-
-    task = task or Task()
+    task = task or get_task(None)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -227,3 +212,8 @@ def predict(model, tokenizer, features: list[dict], *, batch_size: int = 128, bf
         out[idx] = logits
     model.train(was_training)
     return out
+
+
+def evaluate(task: Task, model, tokenizer, data, encoded, *, bf16: bool = False) -> dict[str, float]:
+    """The task's metrics of `model` on `data` (encoded as `encoded`)."""
+    return task.metrics_of(predict(model, tokenizer, encoded.features, bf16=bf16, task=task), data, encoded)

@@ -1,0 +1,177 @@
+"""The scoring folder: what phase 1 writes (scores.parquet, subsets.json, manifest.json) and what every later
+step reads and checks before it applies the scores (the fingerprint), and a subset's example ids."""
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import diagnostics
+from .data import LabelledData, load_data
+from .dynamics.store import RunDynamics, stack_runs
+from .errors import HpruneError
+from .io import atomic_path, read_json, write_json
+from .scores import score_table
+from .subsets import describe_subsets, find_subset, subset_mask
+from .tasks import load_task_data, task_of
+
+SCORES_FILE, SUBSETS_FILE, MANIFEST_FILE = "scores.parquet", "subsets.json", "manifest.json"
+
+
+@dataclass
+class Scoring:
+    """What a scoring yields besides the dynamics files: the stacked dynamics, scores, subsets, report."""
+
+    dynamics: dict[str, np.ndarray]
+    scores: pd.DataFrame
+    subsets: list[dict]
+    learning_report: dict
+    warnings: list[str]
+    manifest: dict
+
+
+def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info: list[dict], *, labels: np.ndarray,
+                  label_names: list[str], config: dict, example_ids: np.ndarray | None = None, manifest: dict | None = None,
+                  baseline: tuple[float, str] | None = None, advice: dict[str, str] = diagnostics.CLI_ADVICE) -> Scoring:
+    """Scores, subsets, learning report and warnings of R recorded runs; with `out_dir`, also write
+    scores.parquet, subsets.json and manifest.json (status complete) there, which `hprune subsets`,
+    `export`, `train --subset` and `compare` read. Used by HScorer and by hprune.hf.DynamicsTrainer.
+
+    `config` needs "runs", "seed" and "seeds" (the score maths and the learning report use them);
+    `example_ids` are the ids of the arrays' columns (default 0..N-1); `manifest` holds the other
+    manifest fields (data source, columns and fingerprint, timings, ...); `baseline` the (training
+    accuracy, name) of a trivial predictor when it is not the majority class (QA: never answering);
+    `advice` how the warnings name the settings (default hprune's options).
+    """
+    arrays = stack_runs(runs)
+    ids = np.arange(len(labels), dtype=np.int64) if example_ids is None else np.asarray(example_ids, dtype=np.int64)
+    scores = score_table(**arrays, example_ids=ids, labels=labels, label_names=label_names, seed=config["seed"])
+    subsets = describe_subsets(scores, config["runs"])
+    report = diagnostics.learning_report(arrays["correct"], labels, seeds=config["seeds"],
+                                         eval_accuracy=[i.get("eval_accuracy", []) for i in run_info], baseline=baseline)
+    warnings = diagnostics.learning_warnings(report, scores, subsets, config["runs"], config=config, advice=advice)
+    manifest = {
+        "config": config,
+        **(manifest or {}),
+        "status": "complete",
+        "runs_info": run_info,
+        "phase1_train_seconds": round(sum(i.get("train_seconds", 0.0) for i in run_info), 1),
+        "learning_report": report,
+        "warnings": warnings,
+        "versions": _versions(),
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        with atomic_path(out / SCORES_FILE) as tmp:
+            scores.to_parquet(tmp, index=False)
+        write_json(out / SUBSETS_FILE, subsets)
+        write_json(out / MANIFEST_FILE, manifest)
+    return Scoring(arrays, scores, subsets, report, warnings, manifest)
+
+
+def load_scoring(out_dir: str | Path) -> tuple[dict, pd.DataFrame, list[dict]]:
+    """Manifest, scores and subsets of a finished scoring folder."""
+    out = Path(out_dir)
+    manifest_path = out / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise HpruneError(f"{out} is not an hprune scoring folder (no {MANIFEST_FILE}); run `hprune score --out {out}` first")
+    try:
+        manifest = read_json(manifest_path)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HpruneError(f"{manifest_path} is not valid JSON ({e}); run `hprune score` again with a new --out") from None
+    if not isinstance(manifest, dict) or not is_finished(manifest, out):
+        raise HpruneError(f"the scoring in {out} did not finish; run the same `hprune score` command again to complete it")
+    return manifest, pd.read_parquet(out / SCORES_FILE), read_json(out / SUBSETS_FILE)
+
+
+def load_scored_data(manifest: dict, source: str | None = None, **kw) -> LabelledData:
+    """Data read with the columns the scoring used: the scored training file (the default), or another
+    split of the same task, e.g. its evaluation file (pass `label_names`). Multiple-choice and QA data
+    (the manifest's task_type) come back as a tasks.TaskData."""
+    task_type = manifest.get("task_type", "classification")
+    if task_type != "classification":
+        label_column = manifest["label_column"] if task_type == "multiple-choice" else None
+        return load_task_data(source or manifest["train_source"], task_type=task_type, label_column=label_column)
+    return load_data(
+        source or manifest["train_source"],
+        text_column=manifest["text_column"], pair_column=manifest["pair_column"], label_column=manifest["label_column"], **kw,
+    )
+
+
+def check_fingerprint(manifest: dict, data: LabelledData, *, allow_mismatch: bool = False) -> bool:
+    """Refuse to apply scores to a different or reordered file (the worst silent failure). Returns True
+    when the data differs and `allow_mismatch` lets it through, so that the caller can warn."""
+    if data.fingerprint == manifest["fingerprint"]:
+        return False
+    n_scored = manifest.get("n_examples")
+    if n_scored is not None and len(data) != n_scored:
+        raise HpruneError(
+            f"{data.source} has {len(data)} rows (fingerprint {data.fingerprint}) but the scored data has {n_scored} "
+            f"(fingerprint {manifest['fingerprint']}, {manifest.get('train_source')}); scores apply row by row, so give "
+            "the scored file (--allow-fingerprint-mismatch cannot help when the row count differs)"
+        )
+    if not allow_mismatch:
+        raise HpruneError(
+            f"{data.source} (fingerprint {data.fingerprint}) is not the data that was scored (fingerprint {manifest['fingerprint']}, "
+            f"{manifest.get('train_source')}); give the same file in the same order, or pass --allow-fingerprint-mismatch"
+        )
+    return True
+
+
+def subset_ids(scoring_dir: str | Path, name: str, data, *, allow_mismatch: bool = False) -> tuple[np.ndarray, dict, str | None]:
+    """The example ids of subset `name` of a finished scoring, applied to `data` (fingerprint checked), the
+    subset's description, and the scored data's fingerprint when `data` differs from it (let through by
+    `allow_mismatch`), else None."""
+    manifest, scores, subsets = load_scoring(scoring_dir)
+    subset = find_subset(subsets, name)
+    mismatch = check_fingerprint(manifest, data, allow_mismatch=allow_mismatch)
+    ids = scores["example_id"].to_numpy()[subset_mask(scores["h_score"].to_numpy(), subset["removed_h"])]
+    return ids, subset, manifest["fingerprint"] if mismatch else None
+
+
+def finished_scoring(out: Path, identity: dict) -> dict | None:
+    """Refuse a folder that holds a scoring with other settings or data; its manifest if it holds this one, finished."""
+    path = out / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    old = read_json(path)
+    was = {**old.get("config", {}), "training data fingerprint": old.get("fingerprint"), "eval data fingerprint": old.get("eval_fingerprint")}
+    now = {**identity["config"], "training data fingerprint": identity["fingerprint"], "eval data fingerprint": identity["eval_fingerprint"]}
+    diff = [f"{k} ({was.get(k)}, now {v})" for k, v in now.items() if was.get(k) != v and k != "seeds"]
+    if diff:
+        raise HpruneError(f"{out} holds a scoring with different {', '.join(diff)}; use a new --out, or delete {out} to start over")
+    return old if is_finished(old, out) else None
+
+
+def is_finished(manifest: dict, out: Path) -> bool:
+    """The scores are written before the manifest says complete, so both must be there."""
+    return manifest.get("status") == "complete" and (out / SCORES_FILE).is_file()
+
+
+def data_info(train: LabelledData) -> dict:
+    source = Path(train.source).expanduser()
+    return {
+        # absolute, so that export and compare find the file from any working directory
+        "train_source": str(source.resolve()) if source.exists() else train.source,
+        "n_examples": len(train),
+        "text_column": train.text_column,
+        "pair_column": train.pair_column,
+        "label_column": train.label_column,
+        "label_names": train.label_names,
+        "task_type": task_of(train).name,
+    }
+
+
+def _versions() -> dict:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("hprune", "torch", "transformers", "numpy", "pandas"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out

@@ -1,0 +1,164 @@
+"""Tables in and out: read a data file, a `save_to_disk` folder or a hub dataset into a data frame (with the
+parsed JSON records, for a byte-faithful export), and write chosen rows back in any of the formats.
+
+An example's id is its row in the user's file (0-based, header and blank lines not counted), so scores,
+subsets and exports always refer to the user's own rows.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import HpruneError
+
+FILE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+
+
+def read_table(source: str) -> tuple[pd.DataFrame, list[dict] | None]:
+    """Read a file, a `save_to_disk` folder, or `NAME[:SPLIT]` from the hub, into a data frame."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _read_saved_dataset(path), None
+    if path.is_file():
+        fmt = FILE_FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise HpruneError(
+                f"unknown format {path.suffix or '(no extension)'!r} for {source}; "
+                f"use one of {', '.join(FILE_FORMATS)}, or a folder written by datasets.save_to_disk"
+            )
+        if path.stat().st_size == 0:
+            raise HpruneError(f"{source} is empty; give a file with at least one labelled example")
+        if fmt == "parquet":  # binary: no UTF-8 check
+            return _read_parquet(path), None
+        text = _read_utf8(path)
+        if fmt == "jsonl":
+            records = _parse_json(text, source)
+            return pd.DataFrame.from_records(records), records
+        return _parse_csv(path, "\t" if fmt == "tsv" else ","), None
+    if path.suffix.lower() in FILE_FORMATS or source.startswith((".", "/", "~")):
+        raise HpruneError(f"{source} does not exist; check the path")
+    return _read_hub_dataset(source), None
+
+
+def write_rows(data, example_ids: np.ndarray, path: Path) -> None:
+    """Write the given rows of the user's data (any loaded dataset: its `frame` and `records`), columns
+    unchanged, in the format of `path`'s suffix."""
+    fmt = FILE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise HpruneError(f"unknown output format {path.suffix!r} for {path}; use one of {', '.join(FILE_FORMATS)}")
+    example_ids = np.asarray(example_ids, dtype=np.int64)
+    if fmt == "jsonl":
+        records = data.records or data.frame.to_dict(orient="records")
+        with open(path, "w", encoding="utf-8") as f:
+            for i in example_ids:
+                f.write(json.dumps(records[i], ensure_ascii=False) + "\n")
+    elif fmt == "parquet":
+        try:
+            data.frame.iloc[example_ids].to_parquet(path, index=False)
+        except (TypeError, ValueError) as e:  # pyarrow: a column that mixes types, e.g. labels 1 and "1"
+            column = m[1] if (m := re.search(r"column (.+?) with type", str(e))) else "a column"
+            raise HpruneError(f"cannot write parquet: {column} mixes value types (e.g. 1 and \"1\"); export to .jsonl or .csv instead") from None
+    else:
+        data.frame.iloc[example_ids].to_csv(path, index=False, sep="\t" if fmt == "tsv" else ",")
+
+
+def _read_utf8(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise HpruneError(f"{path} is not UTF-8 (bad byte at line {line}); re-save the file as UTF-8") from None
+
+
+def _parse_json(text: str, source: str) -> list[dict]:
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as some editors write
+    if text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise HpruneError(f"{source} line {e.lineno}: malformed JSON ({e.msg}); fix or remove that line") from None
+        where = [f"record {k}" for k in range(len(records))]
+    else:
+        records, where = [], []
+        # Split on newlines only: str.splitlines() also splits at U+2028 and friends, legal inside JSON strings.
+        for lineno, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                if lineno == 1 and _is_one_object(text):
+                    raise HpruneError(f"{source} holds one JSON object, not one object per line; give JSON lines or a JSON array of objects") from None
+                raise HpruneError(f"{source} line {lineno}: malformed JSON ({e.msg}); fix or remove that line") from None
+            where.append(f"line {lineno}")
+    for rec, at in zip(records, where):
+        if not isinstance(rec, dict):
+            raise HpruneError(f"{source} {at}: expected a JSON object with named fields, got {type(rec).__name__}; fix or remove it")
+    return records
+
+
+def _is_one_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        detail = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
+        raise HpruneError(f"{path} is not a readable parquet file ({detail[:200]}); re-export it, or give .jsonl/.csv") from None
+
+
+def _parse_csv(path: Path, sep: str) -> pd.DataFrame:
+    # Read every cell as a string so that an export writes back exactly what was read.
+    try:
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL)
+    except pd.errors.ParserError as e:
+        detail = str(e).strip().splitlines()[-1]
+        if m := re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", detail):
+            where, detail = f"line {m[2]}", f"{m[3]} fields where the header has {m[1]}; quote cells that hold {sep!r}"
+        elif m := re.search(r"EOF inside string starting at row (\d+)", detail):
+            where, detail = f"line {int(m[1]) + 1}", "a quote opened here is never closed"
+        else:
+            where = "a row"
+        kind = "TSV" if sep == "\t" else "CSV"
+        raise HpruneError(f"{path} {where}: malformed {kind} row ({detail}); fix or remove that line") from None
+    except pd.errors.EmptyDataError:
+        raise HpruneError(f"{path} is empty; give a file with a header and at least one row") from None
+
+
+def _read_saved_dataset(path: Path) -> pd.DataFrame:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except FileNotFoundError:
+        raise HpruneError(f"{path} is a folder but not one written by datasets.save_to_disk; give a data file") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if "train" not in ds:
+            raise HpruneError(f"{path} holds splits {', '.join(ds)}; point at one split's folder, e.g. {path}/{next(iter(ds))}")
+        ds = ds["train"]
+    return ds.to_pandas()
+
+
+def _read_hub_dataset(source: str) -> pd.DataFrame:
+    import datasets
+
+    name, _, split = source.partition(":")
+    try:
+        ds = datasets.load_dataset(name, split=split or "train")
+    except Exception as e:  # the hub raises many types; all mean the same to the user
+        raise HpruneError(
+            f"{source} is not a local file and could not be loaded from the Hugging Face hub "
+            f"({type(e).__name__}); check the path, or the dataset name and your network"
+        ) from None
+    return ds.to_pandas()

@@ -1,0 +1,1 @@
+"""Training dynamics: recorded from the training steps (record.py), kept per run in files (store.py)."""

@@ -1,0 +1,91 @@
+"""A run's training dynamics and its files: the single writer and reader of OUT/dynamics/run-K.*.
+
+Per (run, epoch, example) hprune keeps 7 bytes: correct (1 byte), and as float16 the gold-label
+probability, the logit margin (gold logit minus the largest other logit) and the EL2N error norm.
+One file per run, rewritten atomically at each epoch end, so a crash never leaves a torn file; beside
+it run-K.json (timings, losses, eval accuracy) and, while the run is unfinished, a resume checkpoint.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_path, read_json, write_json
+
+FIELDS = ("correct", "probs", "margins", "el2n")
+
+
+@dataclass
+class RunDynamics:
+    """The dynamics of one run: arrays of shape (epochs, examples), and how many epochs are filled."""
+
+    correct: np.ndarray
+    probs: np.ndarray
+    margins: np.ndarray
+    el2n: np.ndarray
+    epochs_done: int = 0
+
+    @classmethod
+    def empty(cls, n_epochs: int, n_examples: int) -> "RunDynamics":
+        shape = (n_epochs, n_examples)
+        return cls(
+            correct=np.zeros(shape, dtype=np.uint8),
+            probs=np.zeros(shape, dtype=np.float16),
+            margins=np.zeros(shape, dtype=np.float16),
+            el2n=np.zeros(shape, dtype=np.float16),
+        )
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, epochs_done=self.epochs_done, **{k: getattr(self, k) for k in FIELDS})
+
+    @classmethod
+    def load(cls, path: Path) -> "RunDynamics":
+        with np.load(path) as z:
+            return cls(**{k: z[k] for k in FIELDS}, epochs_done=int(z["epochs_done"]))
+
+
+def stack_runs(runs: list[RunDynamics]) -> dict[str, np.ndarray]:
+    """The (runs, epochs, examples) arrays the score functions take."""
+    return {k: np.stack([getattr(r, k) for r in runs]) for k in FIELDS}
+
+
+def run_paths(out: Path, r: int) -> dict[str, Path]:
+    """Run r's files: dynamics (.npz), timings and losses (.json), resume checkpoint (.ckpt)."""
+    return {k: Path(out) / "dynamics" / f"run-{r}.{k}" for k in ("npz", "json", "ckpt")}
+
+
+def save_run(out: Path, r: int, dynamics: RunDynamics, info: dict) -> None:
+    """Write run r's info, then its dynamics (a resume trusts the dynamics to cover the checkpoint)."""
+    paths = run_paths(out, r)
+    write_json(paths["json"], info)
+    dynamics.save(paths["npz"])
+
+
+def load_run(out: Path, r: int, *, epochs: int | None = None) -> tuple[RunDynamics, dict]:
+    """Run r's saved dynamics and info; with `epochs`, cut back to its first `epochs` epochs (a resume
+    that continues from an earlier epoch records the later ones again)."""
+    paths = run_paths(out, r)
+    dynamics, info = RunDynamics.load(paths["npz"]), read_json(paths["json"])
+    if epochs is not None:
+        dynamics.epochs_done = epochs
+        info = {**info, "eval_accuracy": info["eval_accuracy"][:epochs], "train_loss": info["train_loss"][:epochs]}
+    return dynamics, info
+
+
+def finished_run(out: Path | None, r: int, n_epochs: int, *, tidy: bool = True) -> tuple[RunDynamics, dict] | None:
+    """Run r's saved dynamics and info when the folder holds it finished, else None."""
+    if out is None:
+        return None
+    paths = run_paths(out, r)
+    if not paths["npz"].exists():
+        return None
+    saved = RunDynamics.load(paths["npz"])
+    if saved.epochs_done != n_epochs:
+        return None
+    if tidy:
+        paths["ckpt"].unlink(missing_ok=True)  # killed between the last epoch's dynamics and this unlink
+    return saved, read_json(paths["json"])

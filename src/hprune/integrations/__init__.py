@@ -1,0 +1,1 @@
+"""hprune inside other training loops: transformers' Trainer (hf.py)."""

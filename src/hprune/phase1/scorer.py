@@ -1,0 +1,128 @@
+"""Phase 1: R fine-tunes of E epochs on the full training set, recorded, then H and the other scores.
+
+`HScorer` is the one stateful object of the workflow. With an output folder, each run's dynamics and
+a resume checkpoint are saved atomically at every epoch end: repeating the command skips finished
+runs and continues an interrupted one from its last completed epoch, with identical results.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from filelock import FileLock, Timeout
+
+from ..artifacts import MANIFEST_FILE, data_info, finished_scoring, write_scoring
+from ..config import ScoreConfig
+from ..data import LabelledData
+from ..engine.distributed import barrier, current_world, device_for, init_from_env
+from ..engine.loop import default_device, setup_torch
+from ..engine.models import check_model, load_model, recorded_name
+from ..errors import HpruneError
+from ..io import ensure_writable, remove_stale_temps, write_json
+from ..subsets import subset_family
+from ..tasks import task_of
+from .run import RunInputs, score_run
+
+EXECUTORS = ("local", "ray")
+
+
+class HScorer:
+    """Score a labelled dataset: `fit` sets `dynamics_`, `scores_`, `subsets_`, `learning_report_`, `warnings_`.
+
+    `executor="local"` trains the R runs one after another in this process; `"ray"` dispatches them
+    as Ray tasks (`cpus_per_run`/`gpus_per_run` each) on a local Ray, or on the cluster at
+    `ray_address`, with the same results for the same seeds. Started by `torchrun`/`accelerate
+    launch`, every run trains with DDP over the launched processes and rank 0 writes the files.
+    """
+
+    def __init__(self, config: ScoreConfig, *, out_dir: str | Path | None = None, progress: bool = True, threads: int | None = None,
+                 executor: str = "local", ray_address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None):
+        if executor not in EXECUTORS:
+            raise HpruneError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
+        if executor != "ray" and (ray_address or cpus_per_run or gpus_per_run):
+            raise HpruneError("--ray-address, --cpus-per-run and --gpus-per-run go with --executor ray")
+        self.config = config
+        self.out_dir = out_dir
+        self.progress = progress
+        self.threads = threads
+        self.executor = executor
+        self.ray_address = ray_address
+        self.cpus_per_run = cpus_per_run
+        self.gpus_per_run = gpus_per_run
+
+    def fit(self, train: LabelledData, eval_data: LabelledData | None = None) -> "HScorer":
+        cfg = self.config
+        if cfg.runs < 1 or cfg.train.epochs < 1:
+            raise HpruneError(f"--runs and --epochs must be at least 1 (got {cfg.runs} and {cfg.train.epochs})")
+        subset_family(cfg.runs)  # refuses R = 1 now rather than after every run has trained
+        check_model(cfg.model, max_length=cfg.train.max_length)  # everything cheap is checked before --out is touched
+        if self.executor == "ray":
+            from .executors import import_ray
+
+            import_ray()  # a missing Ray fails here, before --out is touched
+            if current_world().distributed:
+                raise HpruneError("--executor ray dispatches whole runs; start it once, not under torchrun or accelerate launch")
+        setup_torch(self.threads)
+        self.world_, created = init_from_env()
+        try:
+            return self._fit_locked(train, eval_data)
+        finally:
+            if created:
+                torch.distributed.destroy_process_group()
+
+    def _fit_locked(self, train: LabelledData, eval_data: LabelledData | None) -> "HScorer":
+        out = Path(self.out_dir) if self.out_dir is not None else None
+        if out is None:
+            return self._fit(train, eval_data, None)
+        if not self.world_.is_main:  # rank 0 holds the lock and prepares the folder for all ranks
+            return self._fit(train, eval_data, out)
+        ensure_writable(out)
+        try:
+            with FileLock(out / ".lock", timeout=0):
+                remove_stale_temps(out)  # left by a process killed mid-write
+                return self._fit(train, eval_data, out)
+        except Timeout:
+            raise HpruneError(f"another hprune score is running on {out}; wait for it or use another --out") from None
+
+    def _fit(self, train: LabelledData, eval_data: LabelledData | None, out: Path | None) -> "HScorer":
+        cfg, world = self.config, self.world_
+        started = time.perf_counter()
+        # The number of processes changes the effective batch size, hence the scores: part of the identity.
+        config = {**cfg.to_dict(), "model": recorded_name(cfg.model), "processes": world.size}
+        identity = {"config": config, "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint if eval_data else None}
+        finished = finished_scoring(out, identity) if out is not None else None
+        if out is not None and world.is_main and finished is None:  # a finished folder stays usable while the command is repeated
+            write_json(out / MANIFEST_FILE, {**identity, "status": "running", **data_info(train)})
+        barrier(world)
+        task = task_of(train)
+        tokenizer, _ = load_model(cfg.model, train.label_names, task.name)  # fails fast on a bad model
+        encoded = task.encode(tokenizer, train, cfg.train.max_length)
+        eval_encoded = task.encode(tokenizer, eval_data, cfg.train.max_length) if eval_data else None
+        inputs = RunInputs(
+            config=cfg, label_names=train.label_names, labels=encoded.targets, features=encoded.features,
+            eval_labels=eval_encoded.targets if eval_data else None, eval_features=eval_encoded.features if eval_data else None,
+            progress=self.progress, world=world, task_type=task.name, n_examples=len(train),
+            example_index=encoded.example_index if encoded.grouped else None, relevant=encoded.relevant,
+            eval_data=eval_data if eval_encoded is not None and eval_encoded.grouped else None,
+            eval_encoded=eval_encoded if eval_encoded is not None and eval_encoded.grouped else None,
+        )
+        if self.executor == "ray":
+            from .executors import run_on_ray
+
+            results = run_on_ray(inputs, out, address=self.ray_address, cpus_per_run=self.cpus_per_run or self.threads, gpus_per_run=self.gpus_per_run,
+                                 progress=self.progress)
+        else:
+            results = [score_run(inputs, r, out) for r in range(cfg.runs)]
+        runs, run_info = [d for d, _ in results], [i for _, i in results]
+        device = device_for(world) if world.distributed else default_device()
+        scoring = write_scoring(
+            out if world.is_main else None, runs, run_info, labels=train.labels, label_names=train.label_names, config=config,
+            example_ids=train.example_ids, baseline=task.baseline(train),
+            manifest={**identity, **data_info(train), "eval_source": eval_data.source if eval_data else None, "device": str(device),
+                      # a repeat of a finished scoring trains nothing: it keeps the time of the one that did
+                      "executor": self.executor, "seconds": (finished or {}).get("seconds", round(time.perf_counter() - started, 1))},
+        )
+        self.dynamics_, self.scores_, self.subsets_ = scoring.dynamics, scoring.scores, scoring.subsets
+        self.learning_report_, self.warnings_, self.manifest_ = scoring.learning_report, scoring.warnings, scoring.manifest
+        return self

@@ -1,5 +1,9 @@
 """hprune: automatic pruning of fine-tuning datasets by H-score (Tayaranian et al., arXiv 2407.08887).
 
+    scorer = hprune.HScorer(model="minilm", runs=6, epochs=3, out_dir="runs/trec").fit("train.jsonl")
+    keep = scorer.get_support("winning-ticket")         # or hprune.load("runs/trec").mask(...), .select(data)
+    metrics = hprune.finetune("train.jsonl", "test.jsonl", rows=keep)
+
 The names below are imported on first use (PEP 562), so `import hprune` loads neither torch nor transformers.
 """
 from __future__ import annotations
@@ -15,7 +19,7 @@ _EXPORTS = {
     "WINNING_TICKET": "subsets", "describe_subsets": "subsets", "select": "subsets", "subset_family": "subsets", "subset_mask": "subsets",
     "LabelledData": "data", "load_data": "data",
     "load_task_data": "tasks",
-    "HScorer": "phase1.scorer", "load_scoring": "artifacts",
+    "HScorer": "phase1.scorer", "finetune": "phase2.finetune", "Scoring": "artifacts", "load": "artifacts", "load_scoring": "artifacts",
 }
 __all__ = sorted(_EXPORTS)
 

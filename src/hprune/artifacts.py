@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import sys
+import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -17,7 +18,7 @@ from .dynamics.store import RunDynamics, stack_runs
 from .errors import HpruneError
 from .io import atomic_path, read_json, write_json
 from .scores import score_table
-from .subsets import describe_subsets, find_subset, subset_mask
+from .subsets import WINNING_TICKET, describe_subsets, find_subset, subset_mask
 from .tasks import load_task_data, task_of
 
 SCORES_FILE, SUBSETS_FILE, MANIFEST_FILE = "scores.parquet", "subsets.json", "manifest.json"
@@ -25,14 +26,48 @@ SCORES_FILE, SUBSETS_FILE, MANIFEST_FILE = "scores.parquet", "subsets.json", "ma
 
 @dataclass
 class Scoring:
-    """What a scoring yields besides the dynamics files: the stacked dynamics, scores, subsets, report."""
+    """A finished scoring: one row of scores per example, the automatic subsets and the manifest (learning
+    report, warnings, settings, data); a subset as a mask over the scored rows, or as those rows."""
 
-    dynamics: dict[str, np.ndarray]
     scores: pd.DataFrame
     subsets: list[dict]
-    learning_report: dict
-    warnings: list[str]
     manifest: dict
+    dynamics: dict[str, np.ndarray] | None = None  # the (runs, epochs, examples) arrays, when just scored
+
+    @property
+    def learning_report(self) -> dict:
+        return self.manifest["learning_report"]
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.manifest.get("warnings", [])
+
+    def ids(self, name: str = WINNING_TICKET) -> np.ndarray:
+        """The example ids (rows of the scored data) that subset `name` keeps (a name or a removed-H code)."""
+        removed = find_subset(self.subsets, name)["removed_h"]
+        return self.scores["example_id"].to_numpy()[subset_mask(self.scores["h_score"].to_numpy(), removed)]
+
+    def mask(self, name: str = WINNING_TICKET) -> np.ndarray:
+        """True for the rows of the scored data that subset `name` keeps."""
+        keep = np.zeros(self.manifest["n_examples"], dtype=bool)
+        keep[self.ids(name)] = True
+        return keep
+
+    def select(self, data, name: str = WINNING_TICKET, *, allow_fingerprint_mismatch: bool = False):
+        """The rows of `data` that subset `name` keeps, as the same type: a pandas DataFrame, a `datasets.Dataset`
+        or a list of dicts (a path gives a DataFrame of the file's rows). `data` must be the scored data, in
+        the scored order (the fingerprint is checked)."""
+        loaded = load_scored_data(self.manifest, data)
+        if check_fingerprint(self.manifest, loaded, allow_mismatch=allow_fingerprint_mismatch):
+            warnings.warn(f"{loaded.source} is not the data that was scored; applying the scores row by row", stacklevel=2)
+        ids = self.ids(name)
+        if isinstance(data, pd.DataFrame):
+            return data.iloc[ids]
+        if isinstance(data, list):
+            return [data[i] for i in ids]
+        if hasattr(data, "select") and hasattr(data, "column_names"):  # a datasets.Dataset
+            return data.select(ids)
+        return loaded.frame.iloc[ids]
 
 
 def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info: list[dict], *, labels: np.ndarray,
@@ -40,7 +75,7 @@ def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info:
                   baseline: tuple[float, str] | None = None, advice: dict[str, str] = diagnostics.CLI_ADVICE) -> Scoring:
     """Scores, subsets, learning report and warnings of R recorded runs; with `out_dir`, also write
     scores.parquet, subsets.json and manifest.json (status complete) there, which `hprune subsets`,
-    `export`, `train --subset` and `compare` read. Used by HScorer and by hprune.hf.DynamicsTrainer.
+    `export`, `train --subset` and `compare` read. Used by HScorer and by DynamicsTrainer (integrations.hf).
 
     `config` needs "runs", "seed" and "seeds" (the score maths and the learning report use them);
     `example_ids` are the ids of the arrays' columns (default 0..N-1); `manifest` holds the other
@@ -54,7 +89,7 @@ def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info:
     subsets = describe_subsets(scores, config["runs"])
     report = diagnostics.learning_report(arrays["correct"], labels, seeds=config["seeds"],
                                          eval_accuracy=[i.get("eval_accuracy", []) for i in run_info], baseline=baseline)
-    warnings = diagnostics.learning_warnings(report, scores, subsets, config["runs"], config=config, advice=advice)
+    found = diagnostics.learning_warnings(report, scores, subsets, config["runs"], config=config, advice=advice)
     manifest = {
         "config": config,
         **(manifest or {}),
@@ -62,7 +97,7 @@ def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info:
         "runs_info": run_info,
         "phase1_train_seconds": round(sum(i.get("train_seconds", 0.0) for i in run_info), 1),
         "learning_report": report,
-        "warnings": warnings,
+        "warnings": found,
         "versions": _versions(),
     }
     if out_dir is not None:
@@ -71,7 +106,7 @@ def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info:
             scores.to_parquet(tmp, index=False)
         write_json(out / SUBSETS_FILE, subsets)
         write_json(out / MANIFEST_FILE, manifest)
-    return Scoring(arrays, scores, subsets, report, warnings, manifest)
+    return Scoring(scores, subsets, manifest, dynamics=arrays)
 
 
 def load_scoring(out_dir: str | Path) -> tuple[dict, pd.DataFrame, list[dict]]:
@@ -89,16 +124,23 @@ def load_scoring(out_dir: str | Path) -> tuple[dict, pd.DataFrame, list[dict]]:
     return manifest, pd.read_parquet(out / SCORES_FILE), read_json(out / SUBSETS_FILE)
 
 
-def load_scored_data(manifest: dict, source: str | None = None, **kw) -> LabelledData:
+def load(out_dir: str | Path) -> Scoring:
+    """The finished scoring in `out_dir` (written by `hprune score`, HScorer or DynamicsTrainer)."""
+    manifest, scores, subsets = load_scoring(out_dir)
+    return Scoring(scores, subsets, manifest)
+
+
+def load_scored_data(manifest: dict, source=None, **kw) -> LabelledData:
     """Data read with the columns the scoring used: the scored training file (the default), or another
-    split of the same task, e.g. its evaluation file (pass `label_names`). Multiple-choice and QA data
-    (the manifest's task_type) come back as a tasks.TaskData."""
+    split of the same task, e.g. its evaluation file (pass `label_names`); a path or rows in memory.
+    Multiple-choice and QA data (the manifest's task_type) come back as a tasks.TaskData."""
+    source = manifest["train_source"] if source is None else source
     task_type = manifest.get("task_type", "classification")
     if task_type != "classification":
         label_column = manifest["label_column"] if task_type == "multiple-choice" else None
-        return load_task_data(source or manifest["train_source"], task_type=task_type, label_column=label_column)
+        return load_task_data(source, task_type=task_type, label_column=label_column)
     return load_data(
-        source or manifest["train_source"],
+        source,
         text_column=manifest["text_column"], pair_column=manifest["pair_column"], label_column=manifest["label_column"], **kw,
     )
 
@@ -127,11 +169,9 @@ def subset_ids(scoring_dir: str | Path, name: str, data, *, allow_mismatch: bool
     """The example ids of subset `name` of a finished scoring, applied to `data` (fingerprint checked), the
     subset's description, and the scored data's fingerprint when `data` differs from it (let through by
     `allow_mismatch`), else None."""
-    manifest, scores, subsets = load_scoring(scoring_dir)
-    subset = find_subset(subsets, name)
-    mismatch = check_fingerprint(manifest, data, allow_mismatch=allow_mismatch)
-    ids = scores["example_id"].to_numpy()[subset_mask(scores["h_score"].to_numpy(), subset["removed_h"])]
-    return ids, subset, manifest["fingerprint"] if mismatch else None
+    scoring = load(scoring_dir)
+    mismatch = check_fingerprint(scoring.manifest, data, allow_mismatch=allow_mismatch)
+    return scoring.ids(name), find_subset(scoring.subsets, name), scoring.manifest["fingerprint"] if mismatch else None
 
 
 def finished_scoring(out: Path, identity: dict) -> dict | None:

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import MODEL_HELP, TASK_TYPES, ScoreConfig, TrainConfig, option_help, train_config
+from .config import MODEL_HELP, TASK_TYPES, TRAIN_OPTIONS, ScoreConfig, TrainConfig, option_help
 from .errors import HpruneError
 
 EPILOG = "Docs: README.md. Every subcommand has --help."
@@ -84,51 +84,42 @@ def _add_training_options(p) -> None:
 
 def _training_options(args) -> dict:
     """The TrainConfig fields the user set on the command line (None: the default)."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    return {name: getattr(args, name) for name in TRAIN_OPTIONS}
 
 
-def _train_config(args, n_examples: int, task_type: str | None = None):
-    """Hyper-parameters: the user's options over defaults that depend on the model, the task kind and the
-    full training set's size."""
-    from .engine.models import count_parameters
+def _warn_if_bf16_is_slow(args) -> None:
+    from .engine.loop import bf16_is_slow
 
-    size_matters = not args.paper_settings and args.lr is None and args.model is not None  # only the lr follows the model's size
-    config = train_config(paper_settings=args.paper_settings, n_examples=n_examples, task_type=task_type,
-                          model_parameters=count_parameters(args.model) if size_matters else None, **_training_options(args))
-    if config.bf16:
-        from .engine.loop import bf16_is_slow
-
-        if bf16_is_slow():
-            print("warning: --bf16 on a CPU without bf16 units (no avx512_bf16 or AMX) runs 20-30x slower than fp32; "
-                  "leave --bf16 off here", file=sys.stderr)
-    return config
+    if args.bf16 and bf16_is_slow():
+        print("warning: --bf16 on a CPU without bf16 units (no avx512_bf16 or AMX) runs 20-30x slower than fp32; "
+              "leave --bf16 off here", file=sys.stderr)
 
 
-def _load(args, source, like=None, **kw):
+def _columns(args) -> dict:
+    return {"task_type": args.task_type, "text_column": args.text_column, "pair_column": args.text_pair_column, "label_column": args.label_column}
+
+
+def _load(args, source, like=None):
     """Data of any task kind; `like`: the training data, whose kind (and label map) an evaluation file takes."""
-    from .tasks import load_task_data, task_of
+    from .tasks import as_task_data
 
-    task_type = task_of(like).name if like is not None else args.task_type
-    if like is not None:
-        kw["label_names"] = like.label_names
-    return load_task_data(source, task_type=task_type, text_column=args.text_column, pair_column=args.text_pair_column,
-                          label_column=args.label_column, **kw)
+    return as_task_data(source, like=like, **_columns(args))
 
 
 def cmd_score(args) -> int:
     from .diagnostics import format_learning_report
     from .reports import format_h_histogram, format_subset_table
     from .phase1.scorer import HScorer
-    from .tasks import task_of
 
     train = _load(args, args.train)
     eval_data = _load(args, args.eval, like=train) if args.eval else None
-    config = ScoreConfig(model=args.model, runs=args.runs, seed=args.seed, train=_train_config(args, len(train), task_of(train).name))
-    scorer = HScorer(config, out_dir=args.out, progress=not args.quiet, threads=args.threads, executor=args.executor,
-                     ray_address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run).fit(train, eval_data)
+    _warn_if_bf16_is_slow(args)
+    scorer = HScorer(args.model, args.runs, seed=args.seed, out_dir=args.out, paper_settings=args.paper_settings, progress=not args.quiet,
+                     threads=args.threads, executor=args.executor, ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
+                     gpus_per_run=args.gpus_per_run, **_training_options(args)).fit(train, eval_data)
     if not scorer.world_.is_main:  # under torchrun / accelerate launch, rank 0 reports
         return 0
-    print(f"scored {len(train)} examples with {args.runs} runs x {config.train.epochs} epochs ({scorer.manifest_['phase1_train_seconds']:.0f} s of training) -> {args.out}")
+    print(f"scored {len(train)} examples with {args.runs} runs x {scorer.config_.train.epochs} epochs ({scorer.manifest_['phase1_train_seconds']:.0f} s of training) -> {args.out}")
     print(format_learning_report(scorer.learning_report_))
     print(format_h_histogram(scorer.scores_, args.runs))
     print(format_subset_table(scorer.subsets_))
@@ -189,13 +180,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .engine.models import check_model
-    from .io import ensure_writable
     from .phase2.finetune import METRICS_FILE, finetune
     from .reports import METRIC_LABELS
     from .tasks import task_of
-
-    out = Path(args.out)
 
     train = _load(args, args.train)
     eval_data = _load(args, args.eval, like=train)
@@ -208,15 +195,12 @@ def cmd_train(args) -> int:
         subset_name = subset["name"]
         if len(ids) == 0:
             raise HpruneError(f"subset {subset_name} of {scoring_dir} is empty; pick a larger one from `hprune subsets {scoring_dir}`")
-    task = task_of(train)
-    config = _train_config(args, len(train), task.name)
-    check_model(args.model, max_length=config.max_length)
-    ensure_writable(out)  # only now, so that a bad input leaves nothing behind
-    metrics = finetune(train, eval_data, model=args.model, config=config, seed=args.seed, ids=ids, subset=subset_name, out_dir=out,
-                       progress=None if args.quiet else f"train {subset_name}", threads=args.threads)["metrics"]
-    scores = ", ".join(f"{METRIC_LABELS[m]} {metrics[m]:.4f}" for m in task.metrics)
-    print(f"{subset_name}: {len(ids) if ids is not None else len(train)} examples, {scores}, "
-          f"trained in {metrics['train_seconds']:.0f} s -> {out / METRICS_FILE}")
+    _warn_if_bf16_is_slow(args)
+    metrics = finetune(train, eval_data, model=args.model, rows=ids, subset=subset_name, seed=args.seed, out_dir=args.out,
+                       paper_settings=args.paper_settings, threads=args.threads, progress=not args.quiet, **_training_options(args))
+    scores = ", ".join(f"{METRIC_LABELS[m]} {metrics[m]:.4f}" for m in task_of(train).metrics)
+    print(f"{subset_name}: {metrics['train_size']} examples, {scores}, "
+          f"trained in {metrics['train_seconds']:.0f} s -> {Path(args.out) / METRICS_FILE}")
     return 0
 
 
@@ -225,6 +209,7 @@ def _comma_list(text: str) -> list[str]:
 
 
 def cmd_compare(args) -> int:
+    from .engine.models import train_config_for
     from .phase2.compare import check_metric, compare
     from .reports import format_summary
     from .artifacts import load_scoring
@@ -232,9 +217,12 @@ def cmd_compare(args) -> int:
     manifest = load_scoring(args.dir)[0]
     task_type = manifest.get("task_type")
     metric = check_metric(task_type, args.metric)
-    n_scored = manifest["n_examples"]  # defaults follow the full set, as for the scoring
+    _warn_if_bf16_is_slow(args)
+    # defaults follow the full set, as for the scoring
+    train_config = train_config_for(args.model, n_examples=manifest["n_examples"], task_type=task_type, paper_settings=args.paper_settings,
+                                    **_training_options(args))
     summary = compare(
-        args.dir, args.eval, out=args.out, config=_train_config(args, n_scored, task_type), train_source=args.train, model=args.model,
+        args.dir, args.eval, out=args.out, config=train_config, train_source=args.train, model=args.model,
         subsets=args.subsets, methods=args.methods, n_seeds=args.seeds, first_seed=args.first_seed,
         class_balanced=args.class_balanced, metric=metric, task=args.task,
         allow_fingerprint_mismatch=args.allow_fingerprint_mismatch, threads=args.threads, parallel=args.jobs, progress=not args.quiet,

@@ -57,6 +57,9 @@ class TrainConfig:
         return asdict(self)
 
 
+TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))  # the keyword options of HScorer and finetune
+
+
 def option_help(name: str) -> str:
     """The help line of a TrainConfig field, with its default and how that default changes."""
     f = next(f for f in fields(TrainConfig) if f.name == name)

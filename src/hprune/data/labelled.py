@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import HpruneError
-from .tables import read_table
+from .tables import read_table, source_name
 
 PAIR_COLUMNS = [("text_a", "text_b"), ("sentence1", "sentence2"), ("premise", "hypothesis"), ("question1", "question2")]
 SINGLE_COLUMNS = ["text", "sentence"]
@@ -46,7 +46,7 @@ class LabelledData:
 
 
 def load_data(
-    source: str,
+    source,
     *,
     text_column: str | None = None,
     pair_column: str | None = None,
@@ -54,13 +54,15 @@ def load_data(
     label_names: list[str] | None = None,
     _table: tuple[pd.DataFrame, list[dict] | None] | None = None,
 ) -> LabelledData:
-    """Load and validate a labelled dataset.
+    """Load and validate a labelled dataset: a path, a `save_to_disk` folder, a hub name, a pandas DataFrame,
+    a `datasets.Dataset` or a list of dicts (data.tables.read_table).
 
     `label_names` fixes the label map (use the training set's for an evaluation set); without it the
     map is built from the data: integers in numeric order, strings in sorted order. `_table`: the
     source already read by `read_table` (hprune.tasks reads it once to detect the task kind).
     """
     frame, records = _table if _table is not None else read_table(source)
+    source = source_name(source)
     if frame.empty:
         raise HpruneError(f"{source} has no rows; give a file with at least one labelled example")
     text_column, pair_column = _text_columns(frame, source, text_column, pair_column)

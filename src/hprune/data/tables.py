@@ -19,8 +19,30 @@ from ..errors import HpruneError
 FILE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 
 
-def read_table(source: str) -> tuple[pd.DataFrame, list[dict] | None]:
-    """Read a file, a `save_to_disk` folder, or `NAME[:SPLIT]` from the hub, into a data frame."""
+def source_name(source) -> str:
+    """How messages and manifests name a data source: a path as given, rows in memory by their type."""
+    if isinstance(source, pd.DataFrame):
+        return "the DataFrame"
+    if isinstance(source, list):
+        return "the list of rows"
+    if _is_dataset(source):
+        return "the Dataset"
+    return str(source)
+
+
+def read_table(source) -> tuple[pd.DataFrame, list[dict] | None]:
+    """Read a file, a `save_to_disk` folder or `NAME[:SPLIT]` from the hub, or take rows in memory (a pandas
+    DataFrame, a `datasets.Dataset`, a list of dicts), into a data frame; with the JSON records when there
+    are some (a JSON lines file, a list of dicts), for a byte-faithful export."""
+    if isinstance(source, pd.DataFrame):
+        return source.reset_index(drop=True), None
+    if isinstance(source, list):
+        if not all(isinstance(row, dict) for row in source):
+            raise HpruneError("a list of rows must hold one dict per row (column name -> value)")
+        return pd.DataFrame.from_records(source), source
+    if _is_dataset(source):
+        return source.to_pandas(), None
+    source = str(source)
     path = Path(source).expanduser()
     if path.is_dir():
         return _read_saved_dataset(path), None
@@ -65,6 +87,11 @@ def write_rows(data, example_ids: np.ndarray, path: Path) -> None:
             raise HpruneError(f"cannot write parquet: {column} mixes value types (e.g. 1 and \"1\"); export to .jsonl or .csv instead") from None
     else:
         data.frame.iloc[example_ids].to_csv(path, index=False, sep="\t" if fmt == "tsv" else ",")
+
+
+def _is_dataset(source) -> bool:
+    """A `datasets.Dataset`, told by its methods so that `datasets` need not be imported to ask."""
+    return hasattr(source, "to_pandas") and hasattr(source, "column_names")
 
 
 def _read_utf8(path: Path) -> str:

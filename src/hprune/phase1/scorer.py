@@ -13,22 +13,31 @@ import torch
 from filelock import FileLock, Timeout
 
 from ..artifacts import MANIFEST_FILE, data_info, finished_scoring, write_scoring
-from ..config import ScoreConfig
+from ..config import TRAIN_OPTIONS, ScoreConfig
 from ..data import LabelledData
 from ..engine.distributed import barrier, current_world, device_for, init_from_env
 from ..engine.loop import default_device, setup_torch
-from ..engine.models import check_model, load_model, recorded_name
+from ..engine.models import check_model, load_model, recorded_name, train_config_for
 from ..errors import HpruneError
 from ..io import ensure_writable, remove_stale_temps, write_json
-from ..subsets import subset_family
-from ..tasks import task_of
+from ..subsets import WINNING_TICKET, subset_family
+from ..tasks import as_task_data, task_of
 from .run import RunInputs, score_run
 
 EXECUTORS = ("local", "ray")
 
 
 class HScorer:
-    """Score a labelled dataset: `fit` sets `dynamics_`, `scores_`, `subsets_`, `learning_report_`, `warnings_`.
+    """Score a labelled dataset, scikit-learn style: `__init__` only stores its keyword parameters; `fit(data,
+    eval_data=None)` loads and checks the data, trains the R runs and sets `scoring_` (an artifacts.Scoring),
+    `scores_`, `subsets_`, `dynamics_`, `learning_report_`, `warnings_`, `manifest_` and `config_` (the
+    resolved ScoreConfig); `get_support(name)` is then a subset's boolean mask over the rows.
+
+    `data`: a path, a `save_to_disk` folder, a hub name, a pandas DataFrame, a `datasets.Dataset` or a list of
+    dicts (columns detected as for files, or named by `text_column`, `text_pair_column`, `label_column`), or
+    data already loaded (hprune.load_data / load_task_data). The training options (hprune.config.TrainConfig's
+    fields: `epochs`, `lr`, `batch_size`, ...) left None take hprune's defaults for the model, the data's size
+    and the task kind, as `hprune score` does, so the same data gives the same scores from either.
 
     `executor="local"` trains the R runs one after another in this process; `"ray"` dispatches them
     as Ray tasks (`cpus_per_run`/`gpus_per_run` each) on a local Ray, or on the cluster at
@@ -36,23 +45,51 @@ class HScorer:
     launch`, every run trains with DDP over the launched processes and rank 0 writes the files.
     """
 
-    def __init__(self, config: ScoreConfig, *, out_dir: str | Path | None = None, progress: bool = True, threads: int | None = None,
-                 executor: str = "local", ray_address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None):
-        if executor not in EXECUTORS:
-            raise HpruneError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
-        if executor != "ray" and (ray_address or cpus_per_run or gpus_per_run):
-            raise HpruneError("--ray-address, --cpus-per-run and --gpus-per-run go with --executor ray")
-        self.config = config
+    def __init__(self, model: str = ScoreConfig.model, runs: int = ScoreConfig.runs, epochs: int | None = None, *,
+                 out_dir: str | Path | None = None, seed: int = ScoreConfig.seed, lr: float | None = None,
+                 batch_size: int | None = None, grad_accum: int | None = None, warmup_ratio: float | None = None,
+                 weight_decay: float | None = None, max_length: int | None = None, bf16: bool | None = None,
+                 length_grouped: bool | None = None, class_weight: str | None = None, paper_settings: bool = False,
+                 task_type: str | None = None, text_column: str | None = None, text_pair_column: str | None = None,
+                 label_column: str | None = None, threads: int | None = None, progress: bool = True, executor: str = "local",
+                 ray_address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None):
+        self.model = model
+        self.runs = runs
+        self.epochs = epochs
         self.out_dir = out_dir
-        self.progress = progress
+        self.seed = seed
+        self.lr = lr
+        self.batch_size = batch_size
+        self.grad_accum = grad_accum
+        self.warmup_ratio = warmup_ratio
+        self.weight_decay = weight_decay
+        self.max_length = max_length
+        self.bf16 = bf16
+        self.length_grouped = length_grouped
+        self.class_weight = class_weight
+        self.paper_settings = paper_settings
+        self.task_type = task_type
+        self.text_column = text_column
+        self.text_pair_column = text_pair_column
+        self.label_column = label_column
         self.threads = threads
+        self.progress = progress
         self.executor = executor
         self.ray_address = ray_address
         self.cpus_per_run = cpus_per_run
         self.gpus_per_run = gpus_per_run
 
-    def fit(self, train: LabelledData, eval_data: LabelledData | None = None) -> "HScorer":
-        cfg = self.config
+    def fit(self, data, eval_data=None) -> "HScorer":
+        columns = {"text_column": self.text_column, "pair_column": self.text_pair_column, "label_column": self.label_column}
+        train = as_task_data(data, task_type=self.task_type, **columns)
+        eval_data = as_task_data(eval_data, like=train, **columns) if eval_data is not None else None
+        options = {name: getattr(self, name) for name in TRAIN_OPTIONS}
+        cfg = self.config_ = ScoreConfig(self.model, self.runs, self.seed, train_config_for(
+            self.model, n_examples=len(train), task_type=task_of(train).name, paper_settings=self.paper_settings, **options))
+        if self.executor not in EXECUTORS:
+            raise HpruneError(f"unknown executor {self.executor!r}; choose one of: {', '.join(EXECUTORS)}")
+        if self.executor != "ray" and (self.ray_address or self.cpus_per_run or self.gpus_per_run):
+            raise HpruneError("--ray-address, --cpus-per-run and --gpus-per-run go with --executor ray")
         if cfg.runs < 1 or cfg.train.epochs < 1:
             raise HpruneError(f"--runs and --epochs must be at least 1 (got {cfg.runs} and {cfg.train.epochs})")
         subset_family(cfg.runs)  # refuses R = 1 now rather than after every run has trained
@@ -71,6 +108,10 @@ class HScorer:
             if created:
                 torch.distributed.destroy_process_group()
 
+    def get_support(self, name: str = WINNING_TICKET):
+        """True for the rows of the fitted data that subset `name` keeps (a name from `subsets_`, or a removed-H code)."""
+        return self.scoring_.mask(name)
+
     def _fit_locked(self, train: LabelledData, eval_data: LabelledData | None) -> "HScorer":
         out = Path(self.out_dir) if self.out_dir is not None else None
         if out is None:
@@ -86,7 +127,7 @@ class HScorer:
             raise HpruneError(f"another hprune score is running on {out}; wait for it or use another --out") from None
 
     def _fit(self, train: LabelledData, eval_data: LabelledData | None, out: Path | None) -> "HScorer":
-        cfg, world = self.config, self.world_
+        cfg, world = self.config_, self.world_
         started = time.perf_counter()
         # The number of processes changes the effective batch size, hence the scores: part of the identity.
         config = {**cfg.to_dict(), "model": recorded_name(cfg.model), "processes": world.size}
@@ -123,6 +164,7 @@ class HScorer:
                       # a repeat of a finished scoring trains nothing: it keeps the time of the one that did
                       "executor": self.executor, "seconds": (finished or {}).get("seconds", round(time.perf_counter() - started, 1))},
         )
+        self.scoring_ = scoring
         self.dynamics_, self.scores_, self.subsets_ = scoring.dynamics, scoring.scores, scoring.subsets
         self.learning_report_, self.warnings_, self.manifest_ = scoring.learning_report, scoring.warnings, scoring.manifest
         return self

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import TrainConfig
+from ..config import ScoreConfig, TrainConfig
 from ..data import LabelledData
 from ..engine.loop import default_device, evaluate, fine_tune, seed_everything, setup_torch
-from ..engine.models import load_model, recorded_name
-from ..io import write_json
+from ..engine.models import check_model, load_model, recorded_name, train_config_for
+from ..errors import HpruneError
+from ..io import ensure_writable, write_json
 from ..metrics import TEST_PREFIX
-from ..tasks import task_of
+from ..tasks import as_task_data, task_of
 
 METRICS_FILE = "metrics.json"
 
@@ -57,15 +58,38 @@ def train_and_evaluate(
     }
 
 
-def finetune(train: LabelledData, eval_data: LabelledData, *, model: str, config: TrainConfig, seed: int = 0,
-             ids: np.ndarray | None = None, subset: str = "full", out_dir: str | Path | None = None,
-             progress: str | None = None, threads: int | None = None) -> dict:
-    """Fine-tune `model` on the rows `ids` of `train` (all when None; `subset` names them) and evaluate on
-    `eval_data`. Returns what OUT/metrics.json holds (written when `out_dir` is given): the metrics under
-    "metrics", with the subset, model, seed, data sources, fingerprint and hyper-parameters."""
-    metrics = train_and_evaluate(model, train, eval_data, config, seed=seed, example_ids=ids, progress=progress, threads=threads)
-    result = {"subset": subset, "model": recorded_name(model), "seed": seed, "train_source": train.source, "eval_source": eval_data.source,
-              "fingerprint": train.fingerprint, "config": config.to_dict(), "metrics": metrics}
+def finetune(train, eval_data, *, model: str = ScoreConfig.model, rows=None, subset: str | None = None, seed: int = 0,
+             out_dir: str | Path | None = None, paper_settings: bool = False, task_type: str | None = None,
+             text_column: str | None = None, text_pair_column: str | None = None, label_column: str | None = None,
+             threads: int | None = None, progress: bool | str = True, **options) -> dict:
+    """Phase 2: fine-tune `model` on the training data, or on its `rows` (a boolean mask over the rows, e.g.
+    `HScorer.get_support(...)` or `Scoring.mask(...)`, or row numbers), and evaluate on `eval_data`; with
+    `out_dir`, write OUT/metrics.json (`subset` names the rows there). Data as HScorer.fit takes it; `options`
+    are TrainConfig's fields (None: hprune's defaults for the model and the full training set's size).
+    Returns the metrics (the task's, e.g. accuracy, macro_f1 and mcc), train_size and timings."""
+    columns = {"text_column": text_column, "pair_column": text_pair_column, "label_column": label_column}
+    train = as_task_data(train, task_type=task_type, **columns)
+    eval_data = as_task_data(eval_data, like=train, **columns)
+    config = train_config_for(model, n_examples=len(train), task_type=task_of(train).name, paper_settings=paper_settings, **options)
+    ids = None if rows is None else _row_ids(rows, len(train))
+    subset = subset or ("full" if rows is None else "rows")
+    check_model(model, max_length=config.max_length)
     if out_dir is not None:
-        write_json(Path(out_dir) / METRICS_FILE, result)
-    return result
+        ensure_writable(Path(out_dir))  # only now, so that a bad input leaves nothing behind
+    metrics = train_and_evaluate(model, train, eval_data, config, seed=seed, example_ids=ids, threads=threads,
+                                 progress=progress if isinstance(progress, str) else f"train {subset}" if progress else None)
+    if out_dir is not None:
+        write_json(Path(out_dir) / METRICS_FILE, {
+            "subset": subset, "model": recorded_name(model), "seed": seed, "train_source": train.source, "eval_source": eval_data.source,
+            "fingerprint": train.fingerprint, "config": config.to_dict(), "metrics": metrics})
+    return metrics
+
+
+def _row_ids(rows, n_examples: int) -> np.ndarray:
+    """Row numbers from a boolean mask over the rows, or from row numbers."""
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        if len(rows) != n_examples:
+            raise HpruneError(f"rows is a mask of {len(rows)} values for {n_examples} rows; give the training data that was scored")
+        return np.flatnonzero(rows)
+    return rows.astype(np.int64)

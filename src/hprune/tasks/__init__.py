@@ -47,14 +47,16 @@ def detect_task_type(frame) -> str:
     return CLASSIFICATION
 
 
-def load_task_data(source: str, *, task_type: str | None = None, text_column: str | None = None, pair_column: str | None = None,
+def load_task_data(source, *, task_type: str | None = None, text_column: str | None = None, pair_column: str | None = None,
                    label_column: str | None = None, label_names: list[str] | None = None):
-    """Load a dataset of any kind: classification data comes back as data.load_data gives it (same
-    checks, messages and fingerprint), multiple-choice and QA data as a TaskData."""
-    from ..data import read_table
+    """Load a dataset of any kind from a path or rows in memory (data.tables.read_table): classification data
+    comes back as data.load_data gives it (same checks, messages and fingerprint), multiple-choice and QA
+    data as a TaskData."""
+    from ..data import read_table, source_name
     from ..errors import HpruneError
 
     table = read_table(source)
+    source = source_name(source)
     task = get_task(task_type or detect_task_type(table[0]))
     if task.name == CLASSIFICATION:
         return task.load(source, table=table, text_column=text_column, pair_column=pair_column, label_column=label_column,
@@ -68,5 +70,15 @@ def load_task_data(source: str, *, task_type: str | None = None, text_column: st
     return task.load(source, table=table, label_column=label_column)
 
 
-__all__ = ["CLASSIFICATION", "TASKS", "TASK_TYPES", "Encoded", "Task", "TaskData", "detect_task_type", "get_task",
+def as_task_data(data, *, like=None, **columns):
+    """`data` loaded by load_task_data (`columns`: its keyword options), or as it is when loaded already;
+    `like`: the training data, whose task kind and label map an evaluation set takes."""
+    if hasattr(data, "fingerprint"):
+        return data
+    if like is not None:
+        columns.update(task_type=task_of(like).name, label_names=like.label_names)
+    return load_task_data(data, **columns)
+
+
+__all__ = ["CLASSIFICATION", "TASKS", "TASK_TYPES", "Encoded", "Task", "TaskData", "as_task_data", "detect_task_type", "get_task",
            "load_task_data", "task_of"]

@@ -144,6 +144,7 @@ def publish(task: str, work: Path) -> dict | None:
     write_json(dest / "subsets.json", [{**s, "example_ids": scores["example_id"].to_numpy()[subset_mask(h, s["removed_h"])].tolist()}
                                        for s in family])
     shutil.copy2(scoring / "manifest.json", dest / "manifest.json")
+    publish_dynamics(scoring, dest)
     if not (compare / "results.csv").is_file():
         return None  # phase 1 is published; the table waits for phase 2
     for name in ("report.md", "report.html", "tradeoff.png", "h_histogram.png", "data_map.png", "results.csv", "summary.csv"):
@@ -183,6 +184,19 @@ def publish(task: str, work: Path) -> dict | None:
         "phase1_last_eval_accuracy": [r["eval_accuracy"][-1] for r in report["runs"] if r.get("eval_accuracy")],
     }
     return entry
+
+
+def publish_dynamics(scoring: Path, dest: Path) -> None:
+    """Every run's dynamics (run-K.npz, 7 bytes per run, epoch and example) and its timings and losses
+    (run-K.json), so that later analyses (benchmarks/cheap_scoring.py) need no training; a scoring whose
+    dynamics are gone keeps the published ones."""
+    runs = sorted((scoring / "dynamics").glob("run-*.npz"))
+    if not runs:
+        return
+    (dest / "dynamics").mkdir(exist_ok=True)
+    for npz in runs:
+        for path in (npz, npz.with_suffix(".json")):
+            shutil.copy2(path, dest / "dynamics" / path.name)
 
 
 def mean_std(values: np.ndarray) -> dict:

@@ -2,6 +2,7 @@
 all through the CLI's main()."""
 import io
 import json
+from importlib import metadata
 import os
 
 import pandas as pd
@@ -38,7 +39,7 @@ def test_score_writes_the_artifacts(scored):
         assert s["size"] == int((~scores["h_score"].isin(s["removed_h"])).sum())
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["config"]["runs"] == 3 and manifest["config"]["seeds"] == [0, 1, 2]
-    assert len(manifest["fingerprint"]) == 16 and manifest["versions"]["torch"].startswith("2.13.0")
+    assert len(manifest["fingerprint"]) == 16 and manifest["versions"]["torch"] == metadata.version("torch")
     report = manifest["learning_report"]
     assert len(report["runs"]) == 3 and all(len(r["train_accuracy"]) == 2 and len(r["eval_accuracy"]) == 2 for r in report["runs"])
 
@@ -74,6 +75,7 @@ def test_export_keeps_rows_and_columns(scored, suffix):
         assert frame["text"].tolist() == [json.loads(lines[i])["text"] for i in keep]
 
 
+@pytest.mark.slow
 def test_train_full_and_subset(scored):
     for subset in (None, f"{scored['out']}:winning-ticket"):
         out = scored["tmp"] / f"train-{'wt' if subset else 'full'}"

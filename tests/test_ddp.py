@@ -77,6 +77,7 @@ def _ddp_worker(rank: int, size: int, port: int, model: str, train: str, out: st
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_ddp_records_each_example_once_per_epoch(tmp_path, tiny_bert):
     from hprune.data import load_data
     from hprune.tasks.base import step_statistics
@@ -109,6 +110,7 @@ def test_two_process_ddp_records_each_example_once_per_epoch(tmp_path, tiny_bert
     np.testing.assert_array_equal(ranks[0]["dup_margins"][0], [0, 0, 1, 0])
 
 
+@pytest.mark.slow
 def test_torchrun_score_writes_a_complete_scoring(tmp_path, tiny_bert):
     train = head_rows("trec", "train", 60, tmp_path / "train.jsonl")
     out = tmp_path / "ddp"

@@ -32,6 +32,7 @@ def _assert_same_scoring(got, want):
     assert main(["subsets", str(got)]) == 0
 
 
+@pytest.mark.slow
 def test_ray_gives_the_in_process_scores(tmp_path, tiny_bert):
     ray = pytest.importorskip("ray")
     local = _score(tmp_path, tiny_bert, "local")

@@ -76,6 +76,7 @@ def _assert_same_scores(got: Path, want: Path, *, runs: int) -> None:
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=f"run {r} {field}")
 
 
+@pytest.mark.slow
 def test_killed_score_resumes_to_identical_scores(tmp_path, tiny_bert):
     train = head_rows("trec", "train", 120, tmp_path / "train.jsonl")
     reference = _start(_command(train, tiny_bert, tmp_path / "uninterrupted"))  # alongside: one thread each
@@ -114,6 +115,7 @@ def test_killed_score_resumes_to_identical_scores(tmp_path, tiny_bert):
     assert not list(got.rglob("*.ckpt")) and not _temp_files(got)
 
 
+@pytest.mark.slow
 def test_killed_ddp_score_resumes_to_identical_scores(tmp_path, tiny_bert):
     """Under DDP the checkpoint holds every rank's RNG state; a resumed run must draw the dropout masks the
     uninterrupted one drew, on every rank."""

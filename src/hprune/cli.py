@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import math
 import os
 import sys
@@ -119,7 +120,8 @@ def cmd_score(args) -> int:
                      gpus_per_run=args.gpus_per_run, **_training_options(args)).fit(train, eval_data)
     if not scorer.world_.is_main:  # under torchrun / accelerate launch, rank 0 reports
         return 0
-    print(f"scored {len(train)} examples with {args.runs} runs x {scorer.config_.train.epochs} epochs ({scorer.manifest_['phase1_train_seconds']:.0f} s of training) -> {args.out}")
+    print(f"scored {len(train)} examples with {args.runs} runs x {scorer.config_.train.epochs} epochs "
+          f"({scorer.manifest_['phase1_train_seconds']:.0f} s of training) -> {args.out}")
     print(format_learning_report(scorer.learning_report_))
     print(format_h_histogram(scorer.scores_, args.runs))
     print(format_subset_table(scorer.subsets_))
@@ -371,10 +373,31 @@ def no_progress_bars():
             os.environ["TQDM_DISABLE"] = env
 
 
+@contextlib.contextmanager
+def library_lines():
+    """What the library logs (logger "hprune": progress, notes, warnings) as plain lines: information on
+    stdout, warnings on stderr as `warning: ...`; as it was after the command."""
+    logger = logging.getLogger("hprune")
+    info, warning = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
+    info.addFilter(lambda record: record.levelno < logging.WARNING)
+    warning.setLevel(logging.WARNING)
+    warning.setFormatter(logging.Formatter("warning: %(message)s"))
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(info)
+    logger.addHandler(warning)
+    try:
+        yield
+    finally:
+        logger.removeHandler(info)
+        logger.removeHandler(warning)
+        logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with no_progress_bars() if getattr(args, "quiet", False) else contextlib.nullcontext():
+        with library_lines(), no_progress_bars() if getattr(args, "quiet", False) else contextlib.nullcontext():
             return args.func(args)
     except HpruneError as e:
         print(f"error: {e}", file=sys.stderr)

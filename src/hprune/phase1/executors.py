@@ -10,8 +10,8 @@ to its CPUs; with the same threads, a run's results equal the in-process run's (
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from ..dynamics.store import finished_run, run_paths, save_run
 from ..errors import HpruneError
 from ..io import read_json
 from .run import RunInputs, score_run
+
+log = logging.getLogger(__name__)  # progress lines and warnings; the CLI shows them as plain lines
 
 POLL_SECONDS = 30  # how often the driver looks for finished epochs while the runs train
 
@@ -44,7 +46,7 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
     started_here = not ray.is_initialized()
     if started_here:
         if address is None and (warning := busy_machine_warning(_busy_cores(), os.cpu_count() or 1, len(todo) * cpus)):
-            print(warning, file=sys.stderr, flush=True)
+            log.warning(warning)
         _init(ray, address, cpus)
     worker_out = out if address is None else None  # a cluster's workers may not see this disk
     try:
@@ -57,7 +59,7 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
             if not ready:
                 if progress and worker_out is not None:
                     for line in epoch_progress(worker_out, sorted(pending.values()), cfg.runs, cfg.train.epochs, epochs_seen):
-                        print(line, flush=True)
+                        log.info(line)
                 continue
             r = pending.pop(ready[0])
             try:
@@ -68,7 +70,7 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
             if out is not None and worker_out is None:
                 save_run(out, r, *results[r])
             if progress:
-                print(f"run {r + 1}/{cfg.runs} done on Ray ({time.perf_counter() - t0:.0f} s, {len(pending)} left)", flush=True)
+                log.info(f"run {r + 1}/{cfg.runs} done on Ray ({time.perf_counter() - t0:.0f} s, {len(pending)} left)")
     finally:
         if started_here:
             ray.shutdown()
@@ -101,7 +103,7 @@ def busy_machine_warning(busy: float, cores: int, cpus_wanted: int) -> str | Non
     share of the CPU and the runs take several times longer (930 s instead of 405 s an epoch, measured)."""
     if busy + min(cpus_wanted, cores) <= cores + 0.5:
         return None
-    return (f"warning: this machine is busy ({busy:.1f} of {cores} cores in use) and Ray's local workers run at low CPU "
+    return (f"this machine is busy ({busy:.1f} of {cores} cores in use) and Ray's local workers run at low CPU "
             "priority, so the runs will be slow beside that work; run the scoring alone, or use --executor local")
 
 

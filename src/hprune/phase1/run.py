@@ -55,7 +55,8 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
     if done is not None:
         return done
     paths = run_paths(out, r) if out else None
-    dyn, info, resume = RunDynamics.empty(n_epochs, inputs.n_examples or len(inputs.labels)), {"run": r, "seed": seed, "train_seconds": 0.0, "eval_accuracy": [], "train_loss": []}, None
+    dyn, resume = RunDynamics.empty(n_epochs, inputs.n_examples or len(inputs.labels)), None
+    info = {"run": r, "seed": seed, "train_seconds": 0.0, "eval_accuracy": [], "train_loss": []}
     if paths and paths["npz"].exists() and paths["ckpt"].exists():
         # Dynamics are written before the checkpoint, so they cover at least the checkpoint's
         # epochs; later epochs are simply recorded again (training is deterministic).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,8 @@ from ..reports import FULL, summarize, write_report
 from ..subsets import SELECTION_METHODS, find_subset, select, subset_mask
 from ..tasks import get_task, task_of
 from .finetune import train_and_evaluate
+
+log = logging.getLogger(__name__)  # progress and notes; the CLI shows them as plain lines
 
 HSCORE = "hscore"
 METHODS = (HSCORE, *SELECTION_METHODS)
@@ -118,7 +120,7 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
 
     paths = [cache_path(j) for j in jobs]
     todo = [(job, path) for job, path in zip(jobs, paths) if not path.is_file()]
-    print(f"{len(jobs)} fine-tunes: {len(jobs) - len(todo)} cached, {len(todo)} to train", flush=True)
+    log.info(f"{len(jobs)} fine-tunes: {len(jobs) - len(todo)} cached, {len(todo)} to train")
     started = time.perf_counter()
 
     def finished(done: int, job: Job, path: Path, metrics: dict) -> None:
@@ -127,8 +129,8 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
                           **({"test_fingerprint": test_fingerprint} if test_fingerprint else {}),
                           "config": config.to_dict(), "metrics": metrics})
         eta = (time.perf_counter() - started) / done * (len(todo) - done)
-        print(f"[{done}/{len(todo)}] {job.method} {job.subset} seed {job.seed}: {metrics['train_size']} examples, "
-              f"{metric} {metrics[metric]:.4f}, {metrics['train_seconds']:.0f} s; ETA {_duration(eta)}", flush=True)
+        log.info(f"[{done}/{len(todo)}] {job.method} {job.subset} seed {job.seed}: {metrics['train_size']} examples, "
+                 f"{metric} {metrics[metric]:.4f}, {metrics['train_seconds']:.0f} s; ETA {_duration(eta)}")
 
     if parallel > 1 and len(todo) > 1:
         import multiprocessing
@@ -172,7 +174,7 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
     metric = check_metric(manifest.get("task_type"), metric)
     train = load_scored_data(manifest, train_source)
     if check_fingerprint(manifest, train, allow_mismatch=allow_fingerprint_mismatch):
-        print(f"warning: {train.source} is not the data that was scored; comparing anyway (--allow-fingerprint-mismatch)", file=sys.stderr)
+        log.warning(f"{train.source} is not the data that was scored; comparing anyway (--allow-fingerprint-mismatch)")
     eval_data = load_scored_data(manifest, eval_source, label_names=train.label_names)
     test_data = load_scored_data(manifest, test_source, label_names=train.label_names) if test_source else None
     out = Path(out)
@@ -183,7 +185,7 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
     seeds = phase2_seeds(n_seeds, manifest["config"]["seeds"], first_seed)
     jobs, notes = plan(scores, family, subset_names=subsets, methods=methods, seeds=seeds, class_balanced=class_balanced)
     for note in notes:
-        print(f"note: {note}")
+        log.info(f"note: {note}")
     results = run_jobs(jobs, train, eval_data, model=model, config=config, cache_dir=out / CACHE_DIR, task=task, metric=metric,
                        threads=threads, parallel=parallel, progress=progress, test_data=test_data)
     info = {
@@ -211,8 +213,8 @@ def merge_earlier(out: Path, results: pd.DataFrame, info: dict) -> tuple[pd.Data
     earlier_info = read_json(out / COMPARE_FILE)
     changed = [k for k in SAME_COMPARISON if earlier_info.get(k) != json.loads(json.dumps(info[k]))]
     if changed:
-        print(f"note: {out} held a comparison with another {', '.join(changed)}; its results are replaced "
-              "(its fine-tunes stay cached)", flush=True)
+        log.info(f"note: {out} held a comparison with another {', '.join(changed)}; its results are replaced "
+                 "(its fine-tunes stay cached)")
         return results, info
     earlier = pd.read_csv(out / RESULTS_FILE)
     key = ["method", "subset", "seed"]

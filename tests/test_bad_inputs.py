@@ -152,6 +152,7 @@ CASES = [
     ("export: --out under a regular file", {"f": "x"}, ["export", "{scored}", "--out", "{in}/f/s.jsonl"], "cannot write {in}/f/s.jsonl ({in}/f is a file)"),
     ("export: --out is a folder", {"d.jsonl/x": "x"}, ["export", "{scored}", "--out", "{in}/d.jsonl"], "is a folder; give a file name"),
     ("export: --out is the training file", {}, ["export", "{scored}", "--out", "{train}"], "is the training file itself"),
+    ("export: --out folder exists", {"d/x": "x"}, ["export", "{scored}", "--out", "{in}/d"], "exists; give a new folder"),
     ("subsets: scoring did not finish", {"run": _spoilt_scoring("running")}, ["subsets", "{in}/run"], "did not finish"),
     # --- train
     ("train --subset: no such name", {}, ["train", "--train", "{train}", "--eval", "{eval}", "--subset", "{scored}:nope", *SCORE[:2], "--out", "{out}"],

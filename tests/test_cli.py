@@ -75,6 +75,21 @@ def test_export_keeps_rows_and_columns(scored, suffix):
         assert frame["text"].tolist() == [json.loads(lines[i])["text"] for i in keep]
 
 
+def test_export_without_an_extension_writes_a_datasets_folder(scored):
+    import datasets
+
+    from hprune.data import load_data
+
+    folder, jsonl = scored["tmp"] / "wt-dataset", scored["tmp"] / "wt-rows.jsonl"
+    for out in (folder, jsonl):
+        assert main(["export", str(scored["out"]), "--subset", "winning-ticket", "--out", str(out)]) == 0
+    saved = datasets.load_from_disk(str(folder))
+    assert saved.column_names == ["text", "label", "label_fine"]
+    assert saved.to_pandas().equals(pd.read_json(jsonl, lines=True, dtype=False))
+    assert load_data(str(folder)).fingerprint == load_data(str(jsonl)).fingerprint  # the same rows, scoreable again
+    assert main(["export", str(scored["out"]), "--out", str(folder)]) == 2  # never over an existing folder
+
+
 @pytest.mark.slow
 def test_train_full_and_subset(scored):
     for subset in (None, f"{scored['out']}:winning-ticket"):

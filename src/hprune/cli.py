@@ -159,12 +159,13 @@ def _subset_ids(scoring_dir: str, name: str, data, allow_mismatch: bool):
 
 def cmd_export(args) -> int:
     from .artifacts import load_scored_data, load_scoring
-    from .data import FILE_FORMATS, write_rows
+    from .data import DATASET_FOLDER, output_format, write_rows
     from .io import atomic_path, why_not_writable
 
     out = Path(args.out)
-    if out.suffix.lower() not in FILE_FORMATS:
-        raise HpruneError(f"unknown output format {out.suffix or '(no extension)'!r} for {out}; use one of {', '.join(FILE_FORMATS)}")
+    fmt = output_format(out)
+    if out.exists() and fmt == DATASET_FOLDER:
+        raise HpruneError(f"--out {out} exists; give a new folder for the datasets save_to_disk copy, or a file name with an extension")
     if out.is_dir():
         raise HpruneError(f"--out {out} is a folder; give a file name, e.g. {out / ('subset' + out.suffix)}")
     manifest, _, _ = load_scoring(args.dir)
@@ -173,8 +174,8 @@ def cmd_export(args) -> int:
         raise HpruneError(f"--out {out} is the training file itself; write the subset to a new file")
     ids, subset = _subset_ids(args.dir, args.subset, data, args.allow_fingerprint_mismatch)
     try:
-        with atomic_path(out) as tmp:
-            write_rows(data, ids, tmp)
+        with atomic_path(out, folder=fmt == DATASET_FOLDER) as tmp:
+            write_rows(data, ids, tmp, fmt)
     except OSError as e:
         raise HpruneError(f"cannot write {out} ({why_not_writable(out, e)}); choose another --out") from None
     print(f"wrote {len(ids)} of {len(data)} rows ({len(ids) / len(data):.1%}, subset {subset['name']}) to {out}")
@@ -261,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "correctness from every training step, and write scores.parquet, subsets.json and manifest.json.")
     p.add_argument("--train", required=True, help="training data: .jsonl/.csv/.tsv/.parquet, a save_to_disk folder, or NAME[:SPLIT] on the hub")
     p.add_argument("--eval", help="optional evaluation data: eval accuracy per epoch goes into the learning report")
-    p.add_argument("--runs", type=_positive_int, default=6, help="R, the number of scoring runs (default 6, as the paper)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the first run; run r uses seed + r (default 0)")
+    p.add_argument("--runs", type=_positive_int, default=ScoreConfig.runs, help=f"R, the number of scoring runs (default {ScoreConfig.runs}, as the paper)")
+    p.add_argument("--seed", type=_seed, default=ScoreConfig.seed, help=f"seed of the first run; run r uses seed + r (default {ScoreConfig.seed})")
     p.add_argument("--out", required=True, help="output folder (repeat the command to resume)")
     _add_training_options(p)
     g = p.add_argument_group("scaling out (one run on several processes: torchrun --nproc_per_node N -m hprune score ...)")

@@ -17,6 +17,7 @@ import pandas as pd
 from ..errors import HpruneError
 
 FILE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+DATASET_FOLDER = "save_to_disk"  # an output path without an extension: a folder that datasets.load_from_disk reads
 
 
 def source_name(source) -> str:
@@ -67,14 +68,26 @@ def read_table(source) -> tuple[pd.DataFrame, list[dict] | None]:
     return _read_hub_dataset(source), None
 
 
-def write_rows(data, example_ids: np.ndarray, path: Path) -> None:
+def output_format(path: Path) -> str:
+    """The format an output path asks for: its extension's, or a `save_to_disk` folder when it has none."""
+    if not path.suffix:
+        return DATASET_FOLDER
+    if path.suffix.lower() not in FILE_FORMATS:
+        raise HpruneError(f"unknown output format {path.suffix!r} for {path}; use one of {', '.join(FILE_FORMATS)}, "
+                          "or no extension for a datasets save_to_disk folder")
+    return FILE_FORMATS[path.suffix.lower()]
+
+
+def write_rows(data, example_ids: np.ndarray, path: Path, fmt: str | None = None) -> None:
     """Write the given rows of the user's data (any loaded dataset: its `frame` and `records`), columns
-    unchanged, in the format of `path`'s suffix."""
-    fmt = FILE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise HpruneError(f"unknown output format {path.suffix!r} for {path}; use one of {', '.join(FILE_FORMATS)}")
+    unchanged, in format `fmt` (default: the one `path` asks for, output_format)."""
+    fmt = fmt or output_format(path)
     example_ids = np.asarray(example_ids, dtype=np.int64)
-    if fmt == "jsonl":
+    if fmt == DATASET_FOLDER:
+        import datasets
+
+        datasets.Dataset.from_pandas(data.frame.iloc[example_ids], preserve_index=False).save_to_disk(str(path))
+    elif fmt == "jsonl":
         records = data.records or data.frame.to_dict(orient="records")
         with open(path, "w", encoding="utf-8") as f:
             for i in example_ids:

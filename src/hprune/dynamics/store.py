@@ -76,6 +76,15 @@ def load_run(out: Path, r: int, *, epochs: int | None = None) -> tuple[RunDynami
     return dynamics, info
 
 
+def epochs_saved(out: Path | None, r: int) -> int:
+    """How many epochs of run r the folder holds (0 without a file): what a resume will not train again."""
+    path = run_paths(out, r)["npz"] if out is not None else None
+    if path is None or not path.exists():
+        return 0
+    with np.load(path) as z:
+        return int(z["epochs_done"])
+
+
 def finished_run(out: Path | None, r: int, n_epochs: int, *, tidy: bool = True) -> tuple[RunDynamics, dict] | None:
     """Run r's saved dynamics and info when the folder holds it finished, else None."""
     if out is None:

@@ -10,11 +10,11 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..tasks import Task, get_task
 from .distributed import World, all_gather, all_sum, shard_batches
+from .progress import progress_bar
 
 MEGABATCH = 50  # batches per length-sorted pool: long enough to group lengths, short enough to stay random
 
@@ -70,6 +70,11 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, *, seed: int, epoch: int
     return batches
 
 
+def micro_batches_per_epoch(n_features: int, batch_size: int, world_size: int = 1) -> int:
+    """The micro-batches one process trains per epoch (engine.distributed.shard_batches deals them out)."""
+    return -(-int(np.ceil(n_features / batch_size)) // world_size)
+
+
 StepHook = Callable[[int, np.ndarray, torch.Tensor, torch.Tensor], None]
 EpochHook = Callable[[int, dict], None]
 
@@ -111,7 +116,7 @@ def fine_tune(
     weight = None
     if config.class_weight == "balanced" and task.name == "classification":  # per-class weights are a classifier's
         weight = torch.as_tensor(balanced_class_weights(np.asarray(labels), model.config.num_labels), dtype=torch.float32, device=device)
-    local_batches = -(-int(np.ceil(len(features) / config.batch_size)) // world.size)
+    local_batches = micro_batches_per_epoch(len(features), config.batch_size, world.size)
     steps_per_epoch = -(-local_batches // config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
@@ -144,8 +149,7 @@ def fine_tune(
     for epoch in range(start_epoch, config.epochs):
         batches = epoch_batches(lengths, config.batch_size, seed=seed, epoch=epoch, length_grouped=config.length_grouped)
         steps = shard_batches(batches, config.grad_accum, world)
-        bar = tqdm(steps, desc=f"{progress or 'train'} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
-                   disable=progress is None or not world.is_main)
+        bar = progress_bar(steps, desc=f"{progress or 'train'} epoch {epoch + 1}/{config.epochs}", disable=progress is None or not world.is_main)
         epoch_loss, epoch_seen = 0.0, 0
         for idx, numerator, denominator, sync in bar:
             inputs = task.collate(tokenizer, features, idx, device)

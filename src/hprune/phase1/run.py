@@ -43,10 +43,11 @@ class RunInputs:
     eval_encoded: Encoded | None = None
 
 
-def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | None = None) -> tuple[RunDynamics, dict]:
+def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | None = None, job=None) -> tuple[RunDynamics, dict]:
     """Scoring run r (seed `config.seed + r`): fine-tune and record its dynamics. With `out`, its files
     are saved at every epoch end and an interrupted run resumes from its last checkpoint; a finished
-    one is loaded, not trained. In-process or as a remote task (`threads`: the worker's torch threads)."""
+    one is loaded, not trained. In-process or as a remote task (`threads`: the worker's torch threads).
+    `job`: the whole scoring's progress bar, advanced at every training step and told what the run does."""
     if threads:
         setup_torch(threads)
     cfg, world = inputs.config, inputs.world
@@ -62,6 +63,9 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
         # epochs; later epochs are simply recorded again (training is deterministic).
         resume = torch.load(paths["ckpt"], weights_only=False)
         dyn, info = load_run(out, r, epochs=resume["epoch"] + 1)
+    run_name = f"run {r + 1}/{cfg.runs}"
+    if job is not None:
+        job.set_description(f"scoring, {run_name}: loading the model")
     seed_everything(seed)
     task = get_task(inputs.task_type)
     tokenizer, model = load_model(cfg.model, inputs.label_names, task.name)
@@ -76,6 +80,11 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
         eval_encoded = Encoded.one_per_example(inputs.eval_features, inputs.eval_labels)
     epoch_started = [time.perf_counter()]
 
+    def on_step(epoch: int, idx, logits, targets) -> None:
+        recorder.record(epoch, idx, logits, targets)
+        if job is not None:
+            job.update()
+
     def on_epoch_end(epoch: int, state: dict) -> None:
         gather_epoch(world, by_feature, epoch)  # under DDP: every rank now holds the whole epoch
         missing = by_feature.missing(epoch)
@@ -88,6 +97,8 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
         dyn.epochs_done = epoch + 1
         if world.is_main:
             if eval_encoded is not None:  # for QA the exact-match share: the accuracy of whole answers
+                if job is not None:
+                    job.set_description(f"scoring, {run_name}: evaluating epoch {epoch + 1}")
                 metrics = evaluate(task, model, tokenizer, inputs.eval_data, eval_encoded, bf16=cfg.train.bf16)
                 info["eval_accuracy"].append(round(metrics[task.eval_metric], 4))
             if paths:
@@ -98,10 +109,14 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
                 else:
                     paths["ckpt"].unlink(missing_ok=True)
         epoch_started[0] = time.perf_counter()
+        if job is not None:
+            job.set_description(f"scoring, {run_name}")
 
+    if job is not None:
+        job.set_description(f"scoring, {run_name}")
     fine_tune(
         model, tokenizer, inputs.features, inputs.labels, cfg.train, seed=seed,
-        on_step=recorder.record, on_epoch_end=on_epoch_end, resume=resume,
-        progress=f"run {r + 1}/{cfg.runs}" if inputs.progress else None, world=world, task=task,
+        on_step=on_step, on_epoch_end=on_epoch_end, resume=resume,
+        progress=run_name if inputs.progress else None, world=world, task=task,
     )
     return dyn, info

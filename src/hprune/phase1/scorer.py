@@ -6,6 +6,7 @@ runs and continues an interrupted one from its last completed epoch, with identi
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -16,13 +17,17 @@ from ..artifacts import MANIFEST_FILE, data_info, finished_scoring, write_scorin
 from ..config import TRAIN_OPTIONS, ScoreConfig
 from ..data import LabelledData
 from ..engine.distributed import barrier, current_world, device_for, init_from_env
-from ..engine.loop import default_device, setup_torch
+from ..dynamics.store import epochs_saved
+from ..engine.loop import default_device, micro_batches_per_epoch, setup_torch
+from ..engine.progress import progress_bar
 from ..engine.models import check_model, load_model, recorded_name, train_config_for
 from ..errors import HpruneError
 from ..io import ensure_writable, remove_stale_temps, write_json
 from ..subsets import WINNING_TICKET, subset_family
 from ..tasks import as_task_data, task_of
 from .run import RunInputs, score_run
+
+log = logging.getLogger(__name__)  # what it is doing while it loads; the CLI shows it as plain lines
 
 EXECUTORS = ("local", "ray")
 
@@ -137,6 +142,8 @@ class HScorer:
             write_json(out / MANIFEST_FILE, {**identity, "status": "running", **data_info(train)})
         barrier(world)
         task = task_of(train)
+        log.info(f"loading model {cfg.model} and tokenizing {len(train)} training"
+                 + (f" and {len(eval_data)} evaluation examples" if eval_data else " examples"))
         tokenizer, _ = load_model(cfg.model, train.label_names, task.name)  # fails fast on a bad model
         encoded = task.encode(tokenizer, train, cfg.train.max_length)
         eval_encoded = task.encode(tokenizer, eval_data, cfg.train.max_length) if eval_data else None
@@ -154,7 +161,11 @@ class HScorer:
             results = run_on_ray(inputs, out, address=self.ray_address, cpus_per_run=self.cpus_per_run or self.threads, gpus_per_run=self.gpus_per_run,
                                  progress=self.progress)
         else:
-            results = [score_run(inputs, r, out) for r in range(cfg.runs)]
+            steps = micro_batches_per_epoch(len(encoded.features), cfg.train.batch_size, world.size)
+            saved = sum(epochs_saved(out, r) for r in range(cfg.runs))  # a resume does not train these again
+            with progress_bar(desc="scoring", total=cfg.runs * cfg.train.epochs * steps, initial=saved * steps, unit="step", leave=True,
+                              disable=not self.progress or not world.is_main) as job:
+                results = [score_run(inputs, r, out, job=job) for r in range(cfg.runs)]
         runs, run_info = [d for d, _ in results], [i for _, i in results]
         device = device_for(world) if world.distributed else default_device()
         scoring = write_scoring(

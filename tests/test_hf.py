@@ -66,7 +66,7 @@ def test_trainer_records_every_micro_batch_once_per_epoch_and_scores(tmp_path, t
             assert len(batches) == -(-N // 8)  # every micro-batch, not only each accumulation group's last
             assert sorted(i for b in batches for i in b) == list(range(N))  # each example once
         dyn = RunDynamics.load(out / "dynamics" / f"run-{run}.npz")
-        assert dyn.epochs_done == 2 and trainer.recorder.seen.all()
+        assert dyn.epochs_done == 2 and trainer.recording.recorder.seen.all()
         info = json.loads((out / "dynamics" / f"run-{run}.json").read_text())
         assert info["seed"] == run and info["config"]["grad_accum"] == 4 and len(info["train_loss"]) == 2
     # Two runs in the folder: the scoring files are written, and the CLI works on them.
@@ -76,7 +76,7 @@ def test_trainer_records_every_micro_batch_once_per_epoch_and_scores(tmp_path, t
     assert manifest["status"] == "complete" and manifest["config"]["seeds"] == [0, 1]
     assert manifest["fingerprint"] == data.fingerprint and manifest["train_source"] == data.source
     assert not any("--lr" in w or "--epochs" in w for w in manifest["warnings"])  # advice in TrainingArguments' words
-    assert trainer.scoring_.subsets[0]["name"] == "winning-ticket"
+    assert trainer.recording.scoring_.subsets[0]["name"] == "winning-ticket"
     assert main(["subsets", str(out)]) == 0
     assert main(["export", str(out), "--out", str(tmp_path / "wt.jsonl")]) == 0
 
@@ -104,10 +104,41 @@ def test_trainer_records_what_the_plain_loop_records_at_lr0(tmp_path, tiny_bert)
     trainer = DynamicsTrainer(model=model, args=_args(tmp_path, 0, learning_rate=0.0, gradient_accumulation_steps=4),
                               train_dataset=rows, data_collator=collator, scoring_dir=tmp_path / "hf-scoring")
     trainer.train()
-    got = trainer.recorder.dynamics
+    got = trainer.recording.recorder.dynamics
     assert got.epochs_done == 2
     for epoch in range(2):
         np.testing.assert_allclose(got.probs[epoch], plain.probs[epoch], atol=2e-3)
         np.testing.assert_allclose(got.margins[epoch], plain.margins[epoch], atol=1e-2)
         np.testing.assert_array_equal(got.correct[epoch], plain.correct[epoch])
     assert not (tmp_path / "hf-scoring" / "scores.parquet").exists()  # one run: nothing to score yet
+
+
+def test_an_unmodified_trainer_with_the_hook_records_what_the_plain_loop_records_at_lr0(tmp_path, tiny_bert):
+    import datasets
+    from transformers import Trainer
+
+    from hprune.integrations.hf import DynamicsHook
+
+    data = load_data(str(head_rows("trec", "train", N, tmp_path / "train.jsonl")))
+    tokenizer, model = classifier_without_dropout(tiny_bert, data.label_names)
+    plain = RunDynamics.empty(2, N)
+    fine_tune(model, tokenizer, encode(tokenizer, data.texts, None, 64), data.labels,
+              TrainConfig(epochs=2, lr=0.0, batch_size=8, warmup_ratio=0.0), seed=0, on_step=DynamicsRecorder(plain).record)
+    out = tmp_path / "hook-scoring"
+    for run in range(2):
+        tokenizer, model = classifier_without_dropout(tiny_bert, data.label_names)
+        ds = datasets.Dataset.from_dict({"text": data.texts, "label": data.labels.tolist()})
+        ds = ds.map(lambda b: tokenizer(b["text"], truncation=True, max_length=64), batched=True)
+        hook = DynamicsHook(out, run=run, data=data)
+        trainer = Trainer(model=model, args=_args(tmp_path, run, learning_rate=0.0, gradient_accumulation_steps=4, eval_strategy="epoch"),
+                          train_dataset=hook.with_ids(ds), eval_dataset=ds.select(range(16)), processing_class=tokenizer,
+                          compute_loss_func=hook.compute_loss, callbacks=[hook])
+        trainer.train()
+        got = hook.recorder.dynamics
+        assert got.epochs_done == 2
+        for epoch in range(2):
+            np.testing.assert_allclose(got.probs[epoch], plain.probs[epoch], atol=2e-3)
+            assert (got.correct[epoch] == plain.correct[epoch]).mean() > 0.95  # argmax ties aside
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["executor"] == "DynamicsHook" and manifest["fingerprint"] == data.fingerprint and manifest["config"]["seeds"] == [0, 1]
+    assert main(["export", str(out), "--out", str(tmp_path / "hook-wt.jsonl")]) == 0

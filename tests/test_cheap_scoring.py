@@ -47,3 +47,24 @@ def test_score_epochs_beyond_the_schedule_is_refused(tmp_path, tiny_bert, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --score-epochs 4 must be between 1 and --epochs (3)")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_small_proxy_model_scores_and_a_larger_one_fine_tunes(tmp_path, tiny_bert):
+    """Scoring with a cheap proxy and fine-tuning another model on its subsets (S2L's idea): compare's
+    --model is the phase-2 model; the scoring's model only chose the subset."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    larger = tmp_path / "larger-bert"
+    BertModel(BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128,
+                         max_position_embeddings=128)).save_pretrained(larger)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(larger)
+    train = head_rows("trec", "train", 64, tmp_path / "train.jsonl")
+    evalf = head_rows("trec", "test", 32, tmp_path / "test.jsonl")
+    assert _score(train, tiny_bert, tmp_path / "scoring") == 0
+    out = tmp_path / "compare"
+    assert main(["compare", str(tmp_path / "scoring"), "--eval", str(evalf), "--model", str(larger), "--subsets", "winning-ticket",
+                 "--methods", "hscore", "--seeds", "1", "--epochs", "1", "--batch-size", "16", "--threads", "1", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "compare.json").read_text())["model"] == str(larger)
+    results = pd.read_csv(out / "results.csv")
+    wt = json.loads((tmp_path / "scoring" / "subsets.json").read_text())[0]["size"]
+    assert results.set_index("method")["size"].to_dict() == {"full": 64, "hscore": wt}

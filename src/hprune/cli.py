@@ -107,6 +107,11 @@ def _load(args, source, like=None):
     return as_task_data(source, like=like, **_columns(args))
 
 
+def _scored(config) -> str:
+    epochs = config.train.epochs
+    return f"{epochs} epochs" if config.scored_epochs() == epochs else f"the first {config.scored_epochs()} of {epochs} epochs"
+
+
 def cmd_score(args) -> int:
     from .diagnostics import format_learning_report
     from .reports import format_h_histogram, format_subset_table
@@ -115,12 +120,12 @@ def cmd_score(args) -> int:
     train = _load(args, args.train)
     eval_data = _load(args, args.eval, like=train) if args.eval else None
     _warn_if_bf16_is_slow(args)
-    scorer = HScorer(args.model, args.runs, seed=args.seed, out_dir=args.out, paper_settings=args.paper_settings, progress=not args.quiet,
+    scorer = HScorer(args.model, args.runs, seed=args.seed, score_epochs=args.score_epochs, out_dir=args.out, paper_settings=args.paper_settings, progress=not args.quiet,
                      threads=args.threads, executor=args.executor, ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
                      gpus_per_run=args.gpus_per_run, **_training_options(args)).fit(train, eval_data)
     if not scorer.world_.is_main:  # under torchrun / accelerate launch, rank 0 reports
         return 0
-    print(f"scored {len(train)} examples with {args.runs} runs x {scorer.config_.train.epochs} epochs "
+    print(f"scored {len(train)} examples with {args.runs} runs x {_scored(scorer.config_)} "
           f"({scorer.manifest_['phase1_train_seconds']:.0f} s of training) -> {args.out}")
     print(format_learning_report(scorer.learning_report_))
     print(format_h_histogram(scorer.scores_, args.runs))
@@ -264,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", help="optional evaluation data: eval accuracy per epoch goes into the learning report")
     p.add_argument("--runs", type=_positive_int, default=ScoreConfig.runs, help=f"R, the number of scoring runs (default {ScoreConfig.runs}, as the paper)")
     p.add_argument("--seed", type=_seed, default=ScoreConfig.seed, help=f"seed of the first run; run r uses seed + r (default {ScoreConfig.seed})")
+    p.add_argument("--score-epochs", type=_positive_int, help="train and score only the first N epochs of the --epochs schedule "
+                   "(the learning rate follows the whole schedule): N/E of the cost; 1 of 3 kept 96%% of TREC's winning ticket "
+                   "(docs/cheap-scoring.md). Default: all epochs")
     p.add_argument("--out", required=True, help="output folder (repeat the command to resume)")
     _add_training_options(p)
     g = p.add_argument_group("scaling out (one run on several processes: torchrun --nproc_per_node N -m hprune score ...)")

@@ -105,12 +105,20 @@ class ScoreConfig:
     runs: int = 6
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
+    # Train and score only the first score_epochs epochs of the train.epochs schedule (the learning rate
+    # follows the whole schedule): score_epochs / epochs of the cost (docs/cheap-scoring.md). None: all.
+    score_epochs: int | None = None
 
     def seeds(self) -> list[int]:
         return [self.seed + r for r in range(self.runs)]
 
+    def scored_epochs(self) -> int:
+        return self.score_epochs or self.train.epochs
+
     def to_dict(self) -> dict:
-        return {"model": self.model, "runs": self.runs, "seed": self.seed, "seeds": self.seeds(), **self.train.to_dict()}
+        # score_epochs only when set, so that every scoring made before it keeps its identity
+        cheap = {"score_epochs": self.score_epochs} if self.score_epochs else {}
+        return {"model": self.model, "runs": self.runs, "seed": self.seed, "seeds": self.seeds(), **self.train.to_dict(), **cheap}
 
 
 MODEL_HELP = ("'minilm' (offline all-MiniLM-L6-v2), 'smollm2' (offline SmolLM2-135M, README: Decoder models), a checkpoint folder, "

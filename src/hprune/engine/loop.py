@@ -93,6 +93,7 @@ def fine_tune(
     progress: str | None = None,
     world: World | None = None,
     task: Task | None = None,
+    stop_after: int | None = None,
 ) -> dict:
     """Fine-tune `model` in place. `on_step(epoch, example_idx, logits, labels)` sees every micro-batch;
     `on_epoch_end(epoch, state)` gets the state a resume needs (model, optimizer, scheduler, RNG).
@@ -105,7 +106,8 @@ def fine_tune(
 
     `task` (hprune.tasks; default classification) collates, runs the head and gives the loss: for a
     multiple-choice or QA head, `features` are its features, `labels` their targets and `example_idx`
-    feature indices."""
+    feature indices. `stop_after` ends training after that many epochs of the `config.epochs` schedule (the
+    learning rate still follows the whole schedule): a scoring's prefix at a fraction of the cost."""
     from transformers import get_linear_schedule_with_warmup
 
     task = task or get_task(None)
@@ -146,7 +148,7 @@ def fine_tune(
     net.train()
     losses, started = [], time.perf_counter()
     n_seen = 0
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(start_epoch, min(config.epochs, stop_after or config.epochs)):
         batches = epoch_batches(lengths, config.batch_size, seed=seed, epoch=epoch, length_grouped=config.length_grouped)
         steps = shard_batches(batches, config.grad_accum, world)
         bar = progress_bar(steps, desc=f"{progress or 'train'} epoch {epoch + 1}/{config.epochs}", disable=progress is None or not world.is_main)

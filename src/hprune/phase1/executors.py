@@ -39,7 +39,7 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
     ray = import_ray()
     cfg = inputs.config
     cpus = cpus_per_run or 1
-    results = {r: finished_run(out, r, cfg.train.epochs) for r in range(cfg.runs)}
+    results = {r: finished_run(out, r, cfg.scored_epochs()) for r in range(cfg.runs)}
     todo = [r for r, done in results.items() if done is None]
     if not todo:
         return [results[r] for r in range(cfg.runs)]
@@ -58,7 +58,7 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
             if not ready:
                 if progress and worker_out is not None:
-                    for line in epoch_progress(worker_out, sorted(pending.values()), cfg.runs, cfg.train.epochs, epochs_seen):
+                    for line in epoch_progress(worker_out, sorted(pending.values()), cfg.runs, cfg.scored_epochs(), epochs_seen):
                         log.info(line)
                 continue
             r = pending.pop(ready[0])

@@ -51,7 +51,7 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
     if threads:
         setup_torch(threads)
     cfg, world = inputs.config, inputs.world
-    seed, n_epochs = cfg.seeds()[r], cfg.train.epochs
+    seed, n_epochs = cfg.seeds()[r], cfg.scored_epochs()
     done = finished_run(out, r, n_epochs, tidy=world.is_main)
     if done is not None:
         return done
@@ -116,7 +116,7 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
         job.set_description(f"scoring, {run_name}")
     fine_tune(
         model, tokenizer, inputs.features, inputs.labels, cfg.train, seed=seed,
-        on_step=on_step, on_epoch_end=on_epoch_end, resume=resume,
+        on_step=on_step, on_epoch_end=on_epoch_end, resume=resume, stop_after=n_epochs,
         progress=run_name if inputs.progress else None, world=world, task=task,
     )
     return dyn, info

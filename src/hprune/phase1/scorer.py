@@ -51,7 +51,7 @@ class HScorer:
     """
 
     def __init__(self, model: str = ScoreConfig.model, runs: int = ScoreConfig.runs, epochs: int | None = None, *,
-                 out_dir: str | Path | None = None, seed: int = ScoreConfig.seed, lr: float | None = None,
+                 out_dir: str | Path | None = None, seed: int = ScoreConfig.seed, score_epochs: int | None = None, lr: float | None = None,
                  batch_size: int | None = None, grad_accum: int | None = None, warmup_ratio: float | None = None,
                  weight_decay: float | None = None, max_length: int | None = None, bf16: bool | None = None,
                  length_grouped: bool | None = None, class_weight: str | None = None, paper_settings: bool = False,
@@ -63,6 +63,7 @@ class HScorer:
         self.epochs = epochs
         self.out_dir = out_dir
         self.seed = seed
+        self.score_epochs = score_epochs
         self.lr = lr
         self.batch_size = batch_size
         self.grad_accum = grad_accum
@@ -90,13 +91,17 @@ class HScorer:
         eval_data = as_task_data(eval_data, like=train, **columns) if eval_data is not None else None
         options = {name: getattr(self, name) for name in TRAIN_OPTIONS}
         cfg = self.config_ = ScoreConfig(self.model, self.runs, self.seed, train_config_for(
-            self.model, n_examples=len(train), task_type=task_of(train).name, paper_settings=self.paper_settings, **options))
+            self.model, n_examples=len(train), task_type=task_of(train).name, paper_settings=self.paper_settings, **options),
+            score_epochs=self.score_epochs)
         if self.executor not in EXECUTORS:
             raise HpruneError(f"unknown executor {self.executor!r}; choose one of: {', '.join(EXECUTORS)}")
         if self.executor != "ray" and (self.ray_address or self.cpus_per_run or self.gpus_per_run):
             raise HpruneError("--ray-address, --cpus-per-run and --gpus-per-run go with --executor ray")
         if cfg.runs < 1 or cfg.train.epochs < 1:
             raise HpruneError(f"--runs and --epochs must be at least 1 (got {cfg.runs} and {cfg.train.epochs})")
+        if cfg.score_epochs is not None and not 1 <= cfg.score_epochs <= cfg.train.epochs:
+            raise HpruneError(f"--score-epochs {cfg.score_epochs} must be between 1 and --epochs ({cfg.train.epochs}); "
+                              "it scores a prefix of the --epochs schedule")
         subset_family(cfg.runs)  # refuses R = 1 now rather than after every run has trained
         check_model(cfg.model, max_length=cfg.train.max_length)  # everything cheap is checked before --out is touched
         if self.executor == "ray":
@@ -163,7 +168,7 @@ class HScorer:
         else:
             steps = micro_batches_per_epoch(len(encoded.features), cfg.train.batch_size, world.size)
             saved = sum(epochs_saved(out, r) for r in range(cfg.runs))  # a resume does not train these again
-            with progress_bar(desc="scoring", total=cfg.runs * cfg.train.epochs * steps, initial=saved * steps, unit="step", leave=True,
+            with progress_bar(desc="scoring", total=cfg.runs * cfg.scored_epochs() * steps, initial=saved * steps, unit="step", leave=True,
                               disable=not self.progress or not world.is_main) as job:
                 results = [score_run(inputs, r, out, job=job) for r in range(cfg.runs)]
         runs, run_info = [d for d, _ in results], [i for _, i in results]

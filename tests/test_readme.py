@@ -20,12 +20,13 @@ def _python_example() -> str:
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory, tiny_bert):
-    """`hprune score` on 60 TREC rows: the folder the README's example then reads instead of training."""
+    """`hprune score` on 60 TREC rows, as README's first command (with --eval): the folder the README's example
+    then reads instead of training."""
     tmp = tmp_path_factory.mktemp("readme")
     train, evalf = trec_files(tmp, 60, 20)
     out = tmp / "runs" / "trec"
-    assert main(["score", "--train", str(train), "--model", tiny_bert, "--runs", "2", "--epochs", "1", "--threads", "1",
-                 "--out", str(out), "--quiet"]) == 0
+    assert main(["score", "--train", str(train), "--eval", str(evalf), "--model", tiny_bert, "--runs", "2", "--epochs", "1",
+                 "--threads", "1", "--out", str(out), "--quiet"]) == 0
     return tmp, train, evalf, out
 
 
@@ -70,9 +71,9 @@ def test_load_masks_and_selects_the_type_it_is_given(scored):
 def test_fit_takes_rows_in_memory_with_the_fingerprint_of_the_file(scored, tiny_bert, tmp_path):
     import hprune
 
-    _, train, _, out = scored
+    _, train, evalf, out = scored
     frame = pd.read_json(train, lines=True)
-    scorer = hprune.HScorer(model=tiny_bert, runs=2, epochs=1, threads=1, progress=False, out_dir=tmp_path / "df").fit(frame)
+    scorer = hprune.HScorer(model=tiny_bert, runs=2, epochs=1, threads=1, progress=False, out_dir=tmp_path / "df").fit(frame, evalf)
     assert scorer.manifest_["fingerprint"] == hprune.load(out).manifest["fingerprint"]
     pd.testing.assert_frame_equal(scorer.scores_, hprune.load(out).scores)  # the same scores as the CLI's, value for value
     assert scorer.get_support("winning-ticket").tolist() == hprune.load(out).mask("winning-ticket").tolist()

@@ -7,7 +7,9 @@ real SST-2 and RTE training files, with minilm. docs/performance.md says what is
     python benchmarks/throughput.py             # larger samples, more steps, repeated
     python benchmarks/throughput.py --extras    # also: torch threads, torch.compile, eval batch size
 
-The last line is always `sst2 speedup_vs_hf_trainer=<x> rte speedup_vs_hf_trainer=<y> recording_overhead_pct=<z>`.
+The last line is always `sst2 speedup_vs_hf_trainer=<x> rte speedup_vs_hf_trainer=<y> recording_overhead_pct=<z>
+sst2 speedup_vs_grouped_trainer=<a> rte speedup_vs_grouped_trainer=<b>` (one line): the grouped Trainer is set up as a
+speed-aware user would (length-grouped batches, dynamic padding, hprune's batch size).
 """
 from __future__ import annotations
 
@@ -30,7 +32,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, default_data_collator  # noqa: E402
+from transformers import (  # noqa: E402
+    DataCollatorWithPadding,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    default_data_collator,
+)
 
 from hprune import load_data  # noqa: E402
 from hprune.config import train_config  # noqa: E402
@@ -46,6 +55,7 @@ MODEL = "minilm"
 HF_GLUE = {"max_length": 128, "batch_size": 32, "lr": 2e-5}  # run_glue.py: pad_to_max_length, fp32
 SST2_PROTOCOL = {"examples": 67_349, "runs": 6, "epochs": 3, "budget_hours": 4.0}
 HF_LOOP, HPRUNE_FP32, HPRUNE_BF16 = "transformers.Trainer (pad 128, fp32)", "hprune fine_tune (defaults, fp32)", "hprune fine_tune (defaults, --bf16)"
+HF_GROUPED = "transformers.Trainer (grouped by length, dynamic padding, fp32)"
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ class Sizes:
     hprune_steps: int  # hprune steps per measurement (at the default batch size for the task)
     bf16_steps: int  # the same with --bf16, measured once (far slower on CPUs without native bf16 matrix units)
     bf16_tasks: tuple[str, ...]  # the tasks that get a --bf16 row
-    repeats: int  # measurements of the two fp32 loops, in alternating order; the median is reported
+    repeats: int  # measurements of the fp32 loops, in alternating order; the median is reported
     overhead_steps: int  # SST-2 steps per recording on/off run
     overhead_pairs: int  # pairs of runs, one recording the even steps and one the odd (recording_overhead)
     matmul_n: int  # square matrix size for the matmul peak
@@ -133,18 +143,35 @@ class StepClock:
             self.record_seconds.append(time.perf_counter() - started)
 
 
+class CountingCollator:
+    """DataCollatorWithPadding that also queues each batch's real and padded token counts for TrainerClock
+    (the Trainer collates a step's batch just before the step, so the queue is read in order)."""
+
+    def __init__(self, tokenizer):
+        self.pad = DataCollatorWithPadding(tokenizer)
+        self.counts: list[tuple[int, int, int]] = []
+
+    def __call__(self, features):
+        batch = self.pad(features)
+        mask = batch["attention_mask"]
+        self.counts.append((mask.shape[0], int(mask.sum()), mask.numel()))
+        return batch
+
+
 class TrainerClock(TrainerCallback):
     """The same stamps for transformers.Trainer: every step computes batch x max_length tokens; its real
     tokens are counted as batch x the sample's mean length (the sampler's draw is not visible here)."""
 
-    def __init__(self, batch_size: int, max_length: int, mean_real_length: float):
+    def __init__(self, batch_size: int, max_length: int, mean_real_length: float, collator: CountingCollator | None = None):
         self.per_step = (batch_size, round(batch_size * mean_real_length), batch_size * max_length)
+        self.collator = collator  # with dynamic padding: the exact counts of each collated batch
         self.steps = Steps([], [], [], [])
 
     def on_step_end(self, args, state, control, **kwargs):
         s = self.steps
         s.stamps.append(time.perf_counter())
-        for field, value in zip(("examples", "real_tokens", "padded_tokens"), self.per_step):
+        counts = self.collator.counts.pop(0) if self.collator else self.per_step
+        for field, value in zip(("examples", "real_tokens", "padded_tokens"), counts):
             getattr(s, field).append(value)
 
 
@@ -214,6 +241,32 @@ class TaskBench:
             trainer.train()
         return clock.steps
 
+    def hf_trainer_grouped(self, steps: int) -> Steps:
+        """transformers.Trainer as a speed-aware user sets it up: no padding when tokenizing, batches of
+        similar lengths (train_sampling_strategy="group_by_length", transformers 5's spelling of
+        group_by_length=True) padded per batch by DataCollatorWithPadding, hprune's batch size and
+        learning rate for the task, the same threads; otherwise default TrainingArguments."""
+        from datasets import Dataset
+
+        torch.set_flush_denormal(False)
+        torch.use_deterministic_algorithms(False)
+        n = steps * self.config.batch_size
+        pairs = self.pairs[:n] if self.pairs else None
+        encoded = self.tokenizer(self.texts[:n], pairs, max_length=HF_GLUE["max_length"], truncation=True)
+        dataset = Dataset.from_dict({**encoded, "label": self.labels[:n].tolist()})
+        collator = CountingCollator(self.tokenizer)
+        clock = TrainerClock(self.config.batch_size, HF_GLUE["max_length"], 0.0, collator)
+        with tempfile.TemporaryDirectory() as out, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pin_memory.*")
+            args = TrainingArguments(output_dir=out, per_device_train_batch_size=self.config.batch_size, learning_rate=self.config.lr,
+                                     train_sampling_strategy="group_by_length", max_steps=steps, save_strategy="no", report_to="none",
+                                     disable_tqdm=True, seed=0, use_cpu=True)
+            trainer = Trainer(model=self.fresh_model(), args=args, train_dataset=dataset, processing_class=self.tokenizer,
+                              data_collator=collator, callbacks=[clock])
+            trainer.remove_callback(PrinterCallback)
+            trainer.train()
+        return clock.steps
+
     def hprune(self, steps: int, *, bf16: bool = False, parity: int | None = None, model=None) -> StepClock:
         """hprune's fine_tune with hprune's defaults and settings, recording dynamics as scoring does
         (`parity`: only on the even or the odd steps, see StepClock)."""
@@ -241,9 +294,10 @@ class Row:
 
 
 def measure(bench: TaskBench, sizes: Sizes) -> dict[str, list[tuple[Steps, float, float]]]:
-    """The loops on one task: the two fp32 loops `repeats` times in alternating order, then --bf16 once;
+    """The loops on one task: the fp32 loops `repeats` times in alternating order, then --bf16 once;
     for every measurement its steps, peak RSS and RSS at its start."""
-    variants = {HF_LOOP: lambda: bench.hf_trainer(sizes.hf_steps), HPRUNE_FP32: lambda: bench.hprune(sizes.hprune_steps).steps}
+    variants = {HF_LOOP: lambda: bench.hf_trainer(sizes.hf_steps), HPRUNE_FP32: lambda: bench.hprune(sizes.hprune_steps).steps,
+                HF_GROUPED: lambda: bench.hf_trainer_grouped(sizes.hprune_steps)}
     order = [name for repeat in range(sizes.repeats) for name in list(variants)[:: 1 if repeat % 2 == 0 else -1]]
     if bench.task in sizes.bf16_tasks:
         variants[HPRUNE_BF16] = lambda: bench.hprune(sizes.bf16_steps, bf16=True).steps
@@ -416,8 +470,10 @@ def main() -> None:
     print(f"\nwall time {time.perf_counter() - started:.0f} s, CPU time {cpu.user + cpu.system:.0f} s (all threads; far less than "
           f"wall time x threads means the machine was busy with other work)")
     speedup = {task: rate[task, HPRUNE_FP32] / rate[task, HF_LOOP] for task in TASKS}
+    grouped = {task: rate[task, HPRUNE_FP32] / rate[task, HF_GROUPED] for task in TASKS}
     print(f"sst2 speedup_vs_hf_trainer={speedup['sst2']:.2f} rte speedup_vs_hf_trainer={speedup['rte']:.2f} "
-          f"recording_overhead_pct={overhead['pct']:.2f}")
+          f"recording_overhead_pct={overhead['pct']:.2f} sst2 speedup_vs_grouped_trainer={grouped['sst2']:.2f} "
+          f"rte speedup_vs_grouped_trainer={grouped['rte']:.2f}")
 
 
 if __name__ == "__main__":

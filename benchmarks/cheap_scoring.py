@@ -210,8 +210,8 @@ def plot(rows: list[dict], path: Path) -> None:
     markers = "osD^v"
     for t, task in enumerate(tasks):
         for k in sorted({r["runs"] for r in rows if r["task"] == task}):
-            line = sorted((r for r in rows if r["task"] == task and r["runs"] == k and r["gate"] == 0), key=lambda r: r["cost_fraction"])
-            if k < 2:
+            line = sorted((r for r in rows if r["task"] == task and r["runs"] == k and r["estimator"] == "prefix"), key=lambda r: r["cost_fraction"])
+            if k < 2 or not line:
                 continue
             ax.plot([r["cost_fraction"] for r in line], [r["wt_jaccard"] for r in line], marker=markers[t % len(markers)],
                     color=plt.cm.viridis(k / 7), alpha=0.9, label=f"{task}, {k} runs" if t == 0 or k == 6 else None)
@@ -246,7 +246,15 @@ def task_report(task: str, correct: np.ndarray, probs: np.ndarray, choices: int 
     return plain + gated, split_half(correct)
 
 
-def markdown(rows: list[dict], halves: dict, phase2: dict, shapes: dict, command: str) -> str:
+def timing_for(task: str, scoring_dir: Path) -> dict:
+    """Seconds of a real cheap scoring (its manifest) next to the published full-cost scoring of the task."""
+    cheap, full = (json.loads((d / "manifest.json").read_text()) for d in (scoring_dir, DOCS / "results" / task))
+    return {"task": task, "score_epochs": cheap["config"].get("score_epochs"), "epochs": cheap["config"]["epochs"],
+            "cheap_train_seconds": cheap["phase1_train_seconds"], "cheap_wall_seconds": cheap["seconds"],
+            "full_cost_train_seconds": full["phase1_train_seconds"]}
+
+
+def markdown(rows: list[dict], halves: dict, phase2: dict, shapes: dict, command: str, timings: list[dict] = ()) -> str:
     """docs/cheap-scoring.md from the rows."""
     lines = [
         "# Cheap scoring: how much of the paper's R x E the subsets need", "",
@@ -291,6 +299,14 @@ def markdown(rows: list[dict], halves: dict, phase2: dict, shapes: dict, command
             lines.append(f"| {task} | {p['metric']} | {fmt_metric(p['full'])} | {fmt_metric(p['full_cost_wt'])} ({p['full_cost_wt']['size']}) | "
                          f"{fmt_metric(p['full_cost_random'])} | {fmt_metric(p['cheap_wt'])} ({p['cheap_wt']['size'] if p['cheap_wt'] else '–'}) | "
                          f"{fmt_metric(p['cheap_random'])} | {p['wt_jaccard']:.3f} |")
+        lines.append("")
+    if timings:
+        lines += ["## Measured cost of a real cheap scoring", "",
+                  "`hprune score --runs 6 --epochs 3 --score-epochs 1`, its manifest's figures, next to the published full-cost scoring's "
+                  "training seconds (the machine's load for each is in the closing note of the session that ran it). Wall time includes "
+                  "loading the model for every run and evaluating after every epoch, which do not shrink with the epochs.", "",
+                  "| task | cheap: training s | cheap: wall s | full cost (6 x 3): training s |", "|---|---|---|---|"]
+        lines += [f"| {t['task']} | {t['cheap_train_seconds']:.0f} | {t['cheap_wall_seconds']:.0f} | {t['full_cost_train_seconds']:.0f} |" for t in timings]
         lines.append("")
     lines += ["## Against the targets", "", *targets(rows, halves, phase2), "", "![winning-ticket agreement against cost](cheap-scoring.png)", ""]
     return "\n".join(lines)
@@ -344,6 +360,7 @@ def main(argv=None) -> int:
     p.add_argument("--choices", type=int, help="at most this many random run choices per R' (default: all)")
     p.add_argument("--phase2", action="append", default=[], metavar="TASK=DIR",
                    help="the hprune compare folder of TASK's cheap scoring (6 runs x 1 epoch; winning-ticket, hscore and random)")
+    p.add_argument("--timing", action="append", default=[], metavar="TASK=DIR", help="a real --score-epochs scoring of TASK, for its cost")
     p.add_argument("--publish", action="store_true", help="write docs/cheap-scoring.json, .md and .png")
     p.add_argument("--prefix-scoring", nargs=3, metavar=("FULL_DIR", "EPOCHS", "OUT"),
                    help="only write OUT, the scoring of the first EPOCHS epochs of the finished scoring FULL_DIR")
@@ -387,7 +404,8 @@ def main(argv=None) -> int:
               f"random at the cheap WT's size {fmt_metric(phase2[task]['cheap_random'])}")
     if args.publish:
         (DOCS / "cheap-scoring.json").write_text(json.dumps(rows, indent=1) + "\n")
-        (DOCS / "cheap-scoring.md").write_text(markdown(rows, halves, phase2, shapes, " ".join(["python benchmarks/cheap_scoring.py", *(argv or sys.argv[1:])])))
+        (DOCS / "cheap-scoring.md").write_text(markdown(rows, halves, phase2, shapes, " ".join(["python benchmarks/cheap_scoring.py", *(argv or sys.argv[1:])]),
+                                                          [timing_for(t, Path(d)) for t, _, d in (spec.partition("=") for spec in args.timing)]))
         plot(rows, DOCS / "cheap-scoring.png")
         print("published docs/cheap-scoring.json, docs/cheap-scoring.md, docs/cheap-scoring.png")
     return 0

@@ -31,10 +31,14 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from hprune.dynamics.store import RunDynamics
+from hprune.scores import h_scores
+from hprune.subsets import subset_mask
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-BAND_0156 = (2, 4)
-GATES = (0.0, 0.05, 0.1, 0.2, 0.3)  # H values the paper's 0156 subset keeps at R = 6
+BAND_0156 = (2, 4)  # H values the paper's 0156 subset keeps at R = 6
+GATES = (0.0, 0.05, 0.1, 0.2, 0.3)
 
 
 def load_dynamics(folder: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -43,21 +47,16 @@ def load_dynamics(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     files = sorted(folder.glob("run-*.npz"), key=lambda p: int(p.stem.split("-")[1]))
     if not files:
         sys.exit(f"error: no run-K.npz in {folder}; run phase 1 (hprune score) or point --dynamics at a scoring's dynamics/")
-    runs, probs = [], []
-    for f in files:
-        with np.load(f) as z:
-            if int(z["epochs_done"]) != z["correct"].shape[0]:
-                sys.exit(f"error: {f} is an unfinished run ({int(z['epochs_done'])} of {z['correct'].shape[0]} epochs); finish the scoring first")
-            runs.append(z["correct"].astype(bool))
-            probs.append(z["probs"].astype(np.float32))
-    return np.stack(runs), np.stack(probs)
+    runs = [RunDynamics.load(f) for f in files]
+    for f, run in zip(files, runs):
+        if run.epochs_done != run.correct.shape[0]:
+            sys.exit(f"error: {f} is an unfinished run ({run.epochs_done} of {run.correct.shape[0]} epochs); finish the scoring first")
+    return np.stack([r.correct.astype(bool) for r in runs]), np.stack([r.probs.astype(np.float32) for r in runs])
 
 
-def h_scores(correct: np.ndarray) -> np.ndarray:
-    """H = runs in which the example was right in every epoch (hprune's definition)."""
-    from hprune.scores import h_scores as h
-
-    return h(correct)
+def winning_ticket(h: np.ndarray, n_runs: int) -> np.ndarray:
+    """hprune's winning ticket of an H on 0..n_runs: H = 0 and H = n_runs removed."""
+    return subset_mask(h, [0, n_runs])
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -74,7 +73,7 @@ def band_mask(h: np.ndarray, n_runs: int, band: tuple[int, int], full_runs: int)
 def agreement(cheap_h: np.ndarray, cheap_runs: int, full_h: np.ndarray, full_runs: int) -> dict:
     """Agreement of a cheap H (0..cheap_runs) with the full-cost H (0..full_runs)."""
     rho = spearmanr(cheap_h, full_h).statistic if np.ptp(cheap_h) and np.ptp(full_h) else float("nan")
-    cheap_wt, full_wt = (cheap_h > 0) & (cheap_h < cheap_runs), (full_h > 0) & (full_h < full_runs)
+    cheap_wt, full_wt = winning_ticket(cheap_h, cheap_runs), winning_ticket(full_h, full_runs)
     return {
         "h_spearman": float(rho),
         "wt_jaccard": jaccard(cheap_wt, full_wt),
@@ -347,8 +346,7 @@ def phase2_for(task: str, compare_dir: Path) -> dict:
 
     cheap_dir = Path(json.loads((compare_dir / "compare.json").read_text())["scoring_dir"])
     cheap_h, full_h = (pd.read_parquet(d / "scores.parquet")["h_score"].to_numpy() for d in (cheap_dir, DOCS / "results" / task))
-    wt = lambda h: (h > 0) & (h < 6)
-    return {"metric": metric, "wt_jaccard": jaccard(wt(cheap_h), wt(full_h)), "full": phase2_stats(published, "full", "full", metric),
+    return {"metric": metric, "wt_jaccard": jaccard(winning_ticket(cheap_h, 6), winning_ticket(full_h, 6)), "full": phase2_stats(published, "full", "full", metric),
             "full_cost_wt": phase2_stats(published, "hscore", "winning-ticket", metric),
             "full_cost_random": phase2_stats(published, "random", "winning-ticket", metric),
             "cheap_wt": phase2_stats(cheap, "hscore", "winning-ticket", metric), "cheap_random": phase2_stats(cheap, "random", "winning-ticket", metric)}
@@ -381,7 +379,7 @@ def main(argv=None) -> int:
         shapes[task] = correct.shape
         h = h_scores(correct)
         print(f"\n{task}: {correct.shape[0]} runs x {correct.shape[1]} epochs x {correct.shape[2]} examples; "
-              f"full-cost winning ticket {((h > 0) & (h < correct.shape[0])).mean():.1%} of the data; split-half reference: "
+              f"full-cost winning ticket {winning_ticket(h, correct.shape[0]).mean():.1%} of the data; split-half reference: "
               f"H spearman {halves[task]['h_spearman']:.3f}, winning-ticket jaccard {halves[task]['wt_jaccard']:.3f}")
         print("  estimator       runs epochs cost   h_spearman wt_jaccard (worst)  0156_jaccard (worst)  wt_share  EB wt / 0156 jaccard")
         for r in task_rows:

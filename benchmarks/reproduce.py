@@ -24,7 +24,7 @@ import pandas as pd
 
 from hprune.cli import main as hprune
 from hprune.diagnostics import learned
-from hprune.io import write_json
+from hprune.io import read_json, write_json
 from hprune.metrics import TEST_PREFIX
 from hprune.artifacts import load_scoring
 from hprune.subsets import subset_mask
@@ -61,8 +61,11 @@ TASKS = {
     "sst2-20k": Spec("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", ("stratified", 20_000), SST2_PAPER,
                      note="a stratified 20,000-row sample; all 67,349 rows would take about 8 h of this 2-core CPU "
                           "(405 s per 20,000-row epoch on one thread)", test="sst2/test.jsonl"),
-    "sst2-5k": Spec("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", ("stratified", 5_000), SST2_PAPER,
-                    note="a stratified 5,000-row sample", test="sst2/test.jsonl"),
+    # The data-size curve (issue 20): pandas draws each label's rows as a prefix of one permutation (seed 0), so
+    # these stratified samples are nested: 2,500 in 5,000 in 10,000 in 20,000 (the published sst2-20k).
+    **{f"sst2-{k}": Spec("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", ("stratified", n), SST2_PAPER,
+                         note=f"a stratified {n:,}-row sample", test="sst2/test.jsonl")
+       for k, n in (("2.5k", 2_500), ("5k", 5_000), ("10k", 10_000))},
     "arc-easy": Spec("arc_easy/train.jsonl", "arc_easy/validation.jsonl", "accuracy"),
     "openbookqa": Spec("openbookqa/train.jsonl", "openbookqa/test.jsonl", "accuracy"),
     # Only SQuAD v2's validation set exists offline: split by article (hprune split), then a random sample of
@@ -97,10 +100,10 @@ def sample_rows(source: Path, sample: tuple[str, int], dest: Path, seed: int = 0
     return dest
 
 
-def task_files(task: str, work: Path) -> tuple[Path, Path]:
+def task_files(task: str, work: Path, data: Path = DATA) -> tuple[Path, Path]:
     """The training and evaluation files of a task: the shared data, or our declared split and samples of it."""
     spec = TASKS[task]
-    train, evalf = DATA / spec.train, DATA / spec.eval
+    train, evalf = data / spec.train, data / spec.eval
     if spec.split:
         by, fraction, seed = spec.split
         parts = work / "data" / f"{task}-split"
@@ -114,21 +117,22 @@ def task_files(task: str, work: Path) -> tuple[Path, Path]:
     return train, evalf
 
 
-def run_task(task: str, work: Path, subsets: str, methods: str, seeds: int, threads: list[str], jobs: int = 1) -> None:
-    """Phase 1 then phase 2 of one task. jobs > 1: that many scoring runs (as Ray tasks) and fine-tunes at
-    once, each on one thread: on a small CPU, the fastest way through one task."""
+def run_task(task: str, work: Path, subsets: str, methods: str, seeds: int, threads: list[str], jobs: int = 1,
+             data: Path = DATA, model: str | None = None) -> None:
+    """Phase 1 then phase 2 of one task. jobs > 1: that many scoring runs and fine-tunes at once, each in
+    its own process on one thread: on a small CPU or one GPU, the fastest way through one task."""
     spec = TASKS[task]
-    train, evalf = task_files(task, work)
+    train, evalf = task_files(task, work, data)
     scoring, compare = work / task / "scoring", work / task / "compare"
-    score_options = ["--executor", "ray", "--cpus-per-run", "1"] if jobs > 1 else threads
-    compare_options = ["--jobs", str(jobs), "--threads", "1"] if jobs > 1 else threads
+    parallel = ["--jobs", str(jobs), "--threads", "1"] if jobs > 1 else threads
+    model_option = ["--model", model] if model else []
     _check(hprune(["score", "--train", str(train), "--eval", str(evalf), "--runs", "6", "--epochs", str(spec.epochs),
-                   "--out", str(scoring), *score_options]))
+                   "--out", str(scoring), *parallel, *model_option]))
     _, _, family = load_scoring(scoring)
     names = nonempty(subsets.split(","), family)
     _check(hprune(["compare", str(scoring), "--eval", str(evalf), "--subsets", ",".join(names), "--methods", methods,
-                   "--seeds", str(seeds), "--metric", spec.metric, "--task", task, "--out", str(compare), *compare_options,
-                   *(["--test", str(DATA / spec.test)] if spec.test else [])]))
+                   "--seeds", str(seeds), "--metric", spec.metric, "--task", task, "--out", str(compare), *parallel, *model_option,
+                   *(["--test", str(data / spec.test)] if spec.test else [])]))
 
 
 def publish(task: str, work: Path) -> dict | None:
@@ -297,9 +301,12 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default=METHODS, help="how each subset's size is filled: hscore (the subset itself) and baselines")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch threads per process (1 when other jobs share the CPU)")
-    p.add_argument("--jobs", type=int, default=1, help="scoring runs and fine-tunes at once, one thread each (needs hprune[ray] "
-                   "for the runs); 2 on a 2-core CPU when this is the only job")
+    p.add_argument("--jobs", type=int, default=1, help="scoring runs and fine-tunes at once, each in its own process on one "
+                   "thread; 2 on a 2-core CPU when this is the only job, 6 or more on a GPU")
+    p.add_argument("--data", default=str(DATA), help="the folder of the task data (default: ../shared/data)")
+    p.add_argument("--model", help="hprune's --model for both phases (default: minilm)")
     p.add_argument("--publish-only", action="store_true", help="only rebuild docs/ from finished tasks")
+    p.add_argument("--no-publish", action="store_true", help="leave docs/ alone (several of these at once, or a work folder to publish later)")
     args = p.parse_args(argv)
     work = Path(args.work)
     tasks = [t for t in args.tasks.split(",") if t]
@@ -308,8 +315,13 @@ def main(argv=None) -> int:
         p.error(f"unknown task {', '.join(unknown)}; choose from {', '.join(TASKS)}")
     if not args.publish_only:
         for task in tasks:
-            run_task(task, work, args.subsets, args.methods, args.seeds, ["--threads", str(args.threads)] if args.threads else [], args.jobs)
-    entries = [e for e in (publish(t, work) for t in TASKS) if e]
+            run_task(task, work, args.subsets, args.methods, args.seeds, ["--threads", str(args.threads)] if args.threads else [], args.jobs,
+                     Path(args.data), args.model)
+    if args.no_publish:
+        return 0
+    published = {e["task"]: e for e in read_json(DOCS / "results.json")} if (DOCS / "results.json").is_file() else {}
+    # a task finished in an earlier work folder (a machine's runs/ does not last) keeps its published entry
+    entries = [e for e in (publish(t, work) or published.get(t) for t in TASKS) if e]
     write_tables(entries)
     print(f"published {', '.join(e['task'] for e in entries) or 'nothing yet'} -> docs/results.md, docs/results.json")
     return 0

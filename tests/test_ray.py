@@ -1,5 +1,5 @@
-"""`--executor ray`: the runs as Ray tasks give the same files as in-process (same seeds, same threads,
-deterministic CPU), and a missing Ray is one clear error line."""
+"""`--executor ray` and `--jobs`: the runs as Ray tasks or as worker processes give the same files as
+in-process (same seeds, same threads, deterministic CPU), and a missing Ray is one clear error line."""
 import builtins
 import json
 
@@ -20,7 +20,7 @@ def _score(tmp_path, tiny_bert, name, *extra):
     return out
 
 
-def _assert_same_scoring(got, want):
+def _assert_same_scoring(got, want, executor="ray"):
     pd.testing.assert_frame_equal(pd.read_parquet(got / "scores.parquet"), pd.read_parquet(want / "scores.parquet"))
     for r in range(2):
         a, b = np.load(want / "dynamics" / f"run-{r}.npz"), np.load(got / "dynamics" / f"run-{r}.npz")
@@ -28,7 +28,7 @@ def _assert_same_scoring(got, want):
             np.testing.assert_array_equal(a[k], b[k])
     assert json.loads((got / "subsets.json").read_text()) == json.loads((want / "subsets.json").read_text())
     manifest = json.loads((got / "manifest.json").read_text())
-    assert manifest["executor"] == "ray" and manifest["status"] == "complete"
+    assert manifest["executor"] == executor and manifest["status"] == "complete"
     assert main(["subsets", str(got)]) == 0
 
 
@@ -46,6 +46,21 @@ def test_ray_gives_the_in_process_scores(tmp_path, tiny_bert):
         _assert_same_scoring(_score(tmp_path, tiny_bert, "cluster", "--executor", "ray", "--ray-address", "auto"), local)
     finally:
         ray.shutdown()
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_in_process_scores(tmp_path, tiny_bert):
+    local = _score(tmp_path, tiny_bert, "local")
+    jobs = _score(tmp_path, tiny_bert, "jobs", "--jobs", "2")
+    _assert_same_scoring(jobs, local, executor="local")
+    assert json.loads((jobs / "manifest.json").read_text())["jobs"] == 2
+
+
+def test_jobs_with_ray_is_one_clear_line(tmp_path, tiny_bert, capsys):
+    train = head_rows("trec", "train", 20, tmp_path / "train.jsonl")
+    assert main(["score", "--train", str(train), "--model", tiny_bert, "--out", str(tmp_path / "out"), "--jobs", "2", "--executor", "ray", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --jobs") and not (tmp_path / "out").exists()
 
 
 def test_missing_ray_is_one_clear_line(tmp_path, tiny_bert, monkeypatch, capsys):

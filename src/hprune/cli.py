@@ -121,7 +121,7 @@ def cmd_score(args) -> int:
     eval_data = _load(args, args.eval, like=train) if args.eval else None
     _warn_if_bf16_is_slow(args)
     scorer = HScorer(args.model, args.runs, seed=args.seed, score_epochs=args.score_epochs, out_dir=args.out, paper_settings=args.paper_settings, progress=not args.quiet,
-                     threads=args.threads, executor=args.executor, ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
+                     threads=args.threads, executor=args.executor, jobs=args.jobs, ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
                      gpus_per_run=args.gpus_per_run, **_training_options(args)).fit(train, eval_data)
     if not scorer.world_.is_main:  # under torchrun / accelerate launch, rank 0 reports
         return 0
@@ -277,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("scaling out (one run on several processes: torchrun --nproc_per_node N -m hprune score ...)")
     g.add_argument("--executor", choices=("local", "ray"), default="local", help="local: the runs one after another in this "
                    "process (default); ray: the runs as parallel Ray tasks (pip install 'hprune[ray]')")
+    g.add_argument("--jobs", type=_positive_int, default=1, help="with the local executor: runs at once, each in its own process on "
+                   "--threads threads (default: the cores shared out); several runs of a small model share one GPU")
     g.add_argument("--ray-address", help="with --executor ray: the cluster to use, e.g. ray://HOST:10001 or auto (default: start a local Ray)")
     g.add_argument("--cpus-per-run", type=_positive_int, help="with --executor ray: CPUs (and torch threads) per run (default: --threads, or 1)")
     g.add_argument("--gpus-per-run", type=_number(0), help="with --executor ray: GPUs per run, fractions allowed (default 0)")

@@ -1,5 +1,6 @@
-"""Running the R scoring runs as Ray tasks (`hprune score --executor ray`). Ray is optional
-(`pip install 'hprune[ray]'`) and imported only here, only when asked for.
+"""Running the R scoring runs in parallel: as worker processes of this machine (`hprune score --jobs N`,
+no extra dependency: several runs of a small model share one GPU or a many-core CPU), or as Ray tasks
+(`hprune score --executor ray`; Ray is optional, `pip install 'hprune[ray]'`, and imported only here).
 
 On a local Ray (no address) the workers share this machine's disk: each run writes its dynamics
 and resume checkpoints into OUT/dynamics itself, as in-process, so an interrupted scoring resumes.
@@ -74,6 +75,30 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
     finally:
         if started_here:
             ray.shutdown()
+    return [results[r] for r in range(cfg.runs)]
+
+
+def run_in_processes(inputs: RunInputs, out: Path | None, *, jobs: int, threads: int | None = None, progress: bool = True) -> list:
+    """(dynamics, info) of every run, in run order, `jobs` runs at a time in fresh worker processes (spawned,
+    never forked from a process whose torch threads or CUDA context already run), each on `threads` torch
+    threads (default: the cores shared out). Workers write their files into `out` as in-process, so an
+    interrupted scoring resumes; finished runs are loaded, not trained again."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    cfg = inputs.config
+    results = {r: finished_run(out, r, cfg.scored_epochs()) for r in range(cfg.runs)}
+    todo = [r for r, done in results.items() if done is None]
+    per_run = threads or max(1, (os.cpu_count() or 1) // min(jobs, max(len(todo), 1)))
+    shared, t0 = dataclasses.replace(inputs, progress=False), time.perf_counter()
+    if todo:
+        with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(score_run, shared, r, out, threads=per_run): r for r in todo}
+            for done, future in enumerate(as_completed(futures), 1):
+                r = futures[future]
+                results[r] = future.result()
+                if progress:
+                    log.info(f"run {r + 1}/{cfg.runs} done ({time.perf_counter() - t0:.0f} s, {len(todo) - done} left)")
     return [results[r] for r in range(cfg.runs)]
 
 

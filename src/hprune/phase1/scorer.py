@@ -44,7 +44,8 @@ class HScorer:
     fields: `epochs`, `lr`, `batch_size`, ...) left None take hprune's defaults for the model, the data's size
     and the task kind, as `hprune score` does, so the same data gives the same scores from either.
 
-    `executor="local"` trains the R runs one after another in this process; `"ray"` dispatches them
+    `executor="local"` trains the R runs one after another in this process, or `jobs` of them at once in
+    worker processes of this machine (several runs of a small model share one GPU); `"ray"` dispatches them
     as Ray tasks (`cpus_per_run`/`gpus_per_run` each) on a local Ray, or on the cluster at
     `ray_address`, with the same results for the same seeds. Started by `torchrun`/`accelerate
     launch`, every run trains with DDP over the launched processes and rank 0 writes the files.
@@ -57,7 +58,7 @@ class HScorer:
                  length_grouped: bool | None = None, class_weight: str | None = None, paper_settings: bool = False,
                  task_type: str | None = None, text_column: str | None = None, text_pair_column: str | None = None,
                  label_column: str | None = None, threads: int | None = None, progress: bool = True, executor: str = "local",
-                 ray_address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None):
+                 jobs: int = 1, ray_address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None):
         self.model = model
         self.runs = runs
         self.epochs = epochs
@@ -81,6 +82,7 @@ class HScorer:
         self.threads = threads
         self.progress = progress
         self.executor = executor
+        self.jobs = jobs
         self.ray_address = ray_address
         self.cpus_per_run = cpus_per_run
         self.gpus_per_run = gpus_per_run
@@ -97,6 +99,11 @@ class HScorer:
             raise HpruneError(f"unknown executor {self.executor!r}; choose one of: {', '.join(EXECUTORS)}")
         if self.executor != "ray" and (self.ray_address or self.cpus_per_run or self.gpus_per_run):
             raise HpruneError("--ray-address, --cpus-per-run and --gpus-per-run go with --executor ray")
+        if self.jobs < 1:
+            raise HpruneError(f"--jobs must be at least 1 (got {self.jobs})")
+        if self.jobs > 1 and (self.executor == "ray" or current_world().distributed):
+            raise HpruneError("--jobs runs whole runs in worker processes of this machine; leave it out with --executor ray, "
+                              "torchrun or accelerate launch")
         if cfg.runs < 1 or cfg.train.epochs < 1:
             raise HpruneError(f"--runs and --epochs must be at least 1 (got {cfg.runs} and {cfg.train.epochs})")
         if cfg.score_epochs is not None and not 1 <= cfg.score_epochs <= cfg.train.epochs:
@@ -165,6 +172,10 @@ class HScorer:
 
             results = run_on_ray(inputs, out, address=self.ray_address, cpus_per_run=self.cpus_per_run or self.threads, gpus_per_run=self.gpus_per_run,
                                  progress=self.progress)
+        elif self.jobs > 1:
+            from .executors import run_in_processes
+
+            results = run_in_processes(inputs, out, jobs=self.jobs, threads=self.threads, progress=self.progress)
         else:
             steps = micro_batches_per_epoch(len(encoded.features), cfg.train.batch_size, world.size)
             saved = sum(epochs_saved(out, r) for r in range(cfg.runs))  # a resume does not train these again
@@ -178,7 +189,7 @@ class HScorer:
             example_ids=train.example_ids, baseline=task.baseline(train),
             manifest={**identity, **data_info(train), "eval_source": eval_data.source if eval_data else None, "device": str(device),
                       # a repeat of a finished scoring trains nothing: it keeps the time of the one that did
-                      "executor": self.executor, "seconds": (finished or {}).get("seconds", round(time.perf_counter() - started, 1))},
+                      "executor": self.executor, **({"jobs": self.jobs} if self.jobs > 1 else {}), "seconds": (finished or {}).get("seconds", round(time.perf_counter() - started, 1))},
         )
         self.scoring_ = scoring
         self.dynamics_, self.scores_, self.subsets_ = scoring.dynamics, scoring.scores, scoring.subsets

@@ -47,6 +47,15 @@ def torchrun_score(train: Path, model: str, out: Path, *, runs: int, epochs: int
     return cmd, env
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tokenized_cache(tmp_path_factory) -> Path:
+    """Every test's tokenized-data cache (hprune.config.tokenized_cache_dir) in a temporary folder, not the
+    home folder; subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("hprune-cache")
+    os.environ["HPRUNE_CACHE_DIR"] = str(folder)
+    return folder / "tokenized"
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> str:
     """A random 2-layer BERT (hidden 32) with the real bert-base-uncased vocabulary from the MiniLM package."""

@@ -44,14 +44,14 @@ def _ddp_worker(rank: int, size: int, port: int, model: str, train: str, out: st
     from hprune.dynamics.store import RunDynamics
     from hprune.config import TrainConfig
     from hprune.engine.loop import fine_tune
-    from hprune.tasks.classification import encode
+    from hprune.data import tokenize
 
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size)
     world = World(rank, size)
     data = load_data(train)
     tokenizer, net = classifier_without_dropout(model, data.label_names)
-    features = encode(tokenizer, data.texts, None, 64)
+    features = tokenize(tokenizer, data.texts, None, 64)
     recorder = DynamicsRecorder(RunDynamics.empty(EPOCHS, len(data)))
     stepped = {e: [] for e in range(EPOCHS)}
 
@@ -82,7 +82,7 @@ def test_two_process_ddp_records_each_example_once_per_epoch(tmp_path, tiny_bert
     from hprune.data import load_data
     from hprune.tasks.base import step_statistics
     from hprune.engine.loop import predict
-    from hprune.tasks.classification import encode
+    from hprune.data import tokenize
 
     train = head_rows("trec", "train", N_ROWS, tmp_path / "train.jsonl")
     mp.spawn(_ddp_worker, args=(2, free_port(), tiny_bert, str(train), str(tmp_path)), nprocs=2, join=True)
@@ -90,8 +90,8 @@ def test_two_process_ddp_records_each_example_once_per_epoch(tmp_path, tiny_bert
     stepped = [json.loads(str(z["stepped"])) for z in ranks]
     data = load_data(str(train))
     tokenizer, model = classifier_without_dropout(tiny_bert, data.label_names)
-    features = encode(tokenizer, data.texts, None, 64)
-    lengths = np.array([len(f["input_ids"]) for f in features])
+    features = tokenize(tokenizer, data.texts, None, 64)
+    lengths = features.lengths()
     for epoch in range(EPOCHS):
         recorded = [i for s in stepped for batch in s[str(epoch)] for i in batch]
         assert sorted(recorded) == list(range(N_ROWS))  # each example once, the padding step not at all

@@ -19,7 +19,7 @@ from hprune.errors import HpruneError
 from hprune.engine.models import load_classifier, resolve_model
 from hprune.config import TrainConfig
 from hprune.engine.loop import fine_tune, predict, seed_everything
-from hprune.tasks.classification import encode
+from hprune.data import tokenize
 
 
 def _tiny_tokenizer(texts, padding_side):
@@ -64,9 +64,9 @@ def trec(tmp_path_factory):
     return load_data(str(head_rows("trec", "train", 60, tmp_path_factory.mktemp("trec") / "train.jsonl")))
 
 
-def _one_by_one(model, tokenizer, features) -> np.ndarray:
+def _one_by_one(model, tokenizer, texts) -> np.ndarray:
     """Each example's logits from a batch of its own: no padding at all."""
-    return np.concatenate([predict(model, tokenizer, [f], batch_size=1) for f in features])
+    return np.concatenate([predict(model, tokenizer, tokenize(tokenizer, [t], None, 64), batch_size=1) for t in texts])
 
 
 def _no_dropout(model):
@@ -87,9 +87,9 @@ def test_pad_token_set_and_right_padding(decoders, trec, arch):
 def test_logits_alone_equal_logits_in_a_padded_batch(decoders, trec, arch):
     seed_everything(0)
     tokenizer, model = load_classifier(decoders[arch], trec.label_names)
-    features = encode(tokenizer, trec.texts, None, 64)
-    assert len({len(f["input_ids"]) for f in features}) > 5  # length-mixed
-    alone = _one_by_one(model, tokenizer, features)
+    features = tokenize(tokenizer, trec.texts, None, 64)
+    assert len(set(features.lengths())) > 5  # length-mixed
+    alone = _one_by_one(model, tokenizer, trec.texts)
     batched = predict(model, tokenizer, features, batch_size=len(features))  # one batch, every length
     np.testing.assert_allclose(batched, alone, atol=1e-5)
     # The recorded training-step logits (train mode, lr 0, no dropout, random length-mixed batches) too.
@@ -106,8 +106,8 @@ def test_left_padding_would_change_gpt2_logits(decoders, trec):
     """The control: the padding side matters, so the test above can fail."""
     tokenizer, model = load_classifier(decoders["gpt2"], trec.label_names)
     tokenizer.padding_side = "left"
-    features = encode(tokenizer, trec.texts[:20], None, 64)
-    alone = _one_by_one(model, tokenizer, features)
+    features = tokenize(tokenizer, trec.texts[:20], None, 64)
+    alone = _one_by_one(model, tokenizer, trec.texts[:20])
     assert not np.allclose(predict(model, tokenizer, features, batch_size=20), alone, atol=1e-3)
 
 
@@ -119,8 +119,8 @@ def test_a_last_position_head_gets_left_padding(tmp_path, texts, trec):
     folder = _save_tiny(tmp_path, XLNetModel(XLNetConfig(vocab_size=400, d_model=32, n_layer=2, n_head=2, d_inner=64)), texts, "right")
     tokenizer, model = load_classifier(folder, trec.label_names)
     assert tokenizer.padding_side == "left"
-    features = encode(tokenizer, trec.texts[:20], None, 64)
-    alone = _one_by_one(model, tokenizer, features)
+    features = tokenize(tokenizer, trec.texts[:20], None, 64)
+    alone = _one_by_one(model, tokenizer, trec.texts[:20])
     np.testing.assert_allclose(predict(model, tokenizer, features, batch_size=20), alone, atol=1e-5)
 
 

@@ -22,7 +22,7 @@ from hprune.dynamics.store import RunDynamics
 from hprune.engine.models import load_classifier
 from hprune.config import TrainConfig
 from hprune.engine.loop import fine_tune, seed_everything
-from hprune.tasks.classification import encode
+from hprune.data import tokenize
 
 pytest.importorskip("accelerate")  # the Trainer needs it (pip install 'hprune[hf]')
 
@@ -86,7 +86,7 @@ def test_trainer_records_what_the_plain_loop_records_at_lr0(tmp_path, tiny_bert)
 
     data = load_data(str(head_rows("trec", "train", N, tmp_path / "train.jsonl")))
     tokenizer, model = classifier_without_dropout(tiny_bert, data.label_names)
-    features = encode(tokenizer, data.texts, None, 64)
+    features = tokenize(tokenizer, data.texts, None, 64)
     plain = RunDynamics.empty(2, N)
     recorder = DynamicsRecorder(plain)
     fine_tune(model, tokenizer, features, data.labels, TrainConfig(epochs=2, lr=0.0, batch_size=8, warmup_ratio=0.0),
@@ -94,7 +94,8 @@ def test_trainer_records_what_the_plain_loop_records_at_lr0(tmp_path, tiny_bert)
 
     tokenizer, model = classifier_without_dropout(tiny_bert, data.label_names)
     # A plain list of dicts without ids, and a collator that keeps only what it knows: ids still arrive.
-    rows = [{**f, "labels": int(y)} for f, y in zip(features, data.labels)]
+    enc = tokenizer(data.texts, truncation=True, max_length=64)
+    rows = [{**{k: enc[k][i] for k in enc}, "labels": int(y)} for i, y in enumerate(data.labels)]
 
     def collator(batch):
         out = tokenizer.pad([{k: f[k] for k in ("input_ids", "attention_mask", "token_type_ids")} for f in batch], return_tensors="pt")
@@ -122,7 +123,7 @@ def test_an_unmodified_trainer_with_the_hook_records_what_the_plain_loop_records
     data = load_data(str(head_rows("trec", "train", N, tmp_path / "train.jsonl")))
     tokenizer, model = classifier_without_dropout(tiny_bert, data.label_names)
     plain = RunDynamics.empty(2, N)
-    fine_tune(model, tokenizer, encode(tokenizer, data.texts, None, 64), data.labels,
+    fine_tune(model, tokenizer, tokenize(tokenizer, data.texts, None, 64), data.labels,
               TrainConfig(epochs=2, lr=0.0, batch_size=8, warmup_ratio=0.0), seed=0, on_step=DynamicsRecorder(plain).record)
     out = tmp_path / "hook-scoring"
     for run in range(2):

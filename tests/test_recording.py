@@ -13,7 +13,7 @@ from hprune.tasks.base import step_statistics
 from hprune.engine.models import load_classifier
 from hprune.config import TrainConfig
 from hprune.engine.loop import epoch_batches, fine_tune, predict, seed_everything
-from hprune.tasks.classification import encode
+from hprune.data import tokenize
 
 
 def test_epoch_batches_cover_every_example_once_and_reshuffle():
@@ -47,7 +47,7 @@ def test_recorded_by_id(tmp_path, tiny_bert, batch_size, grad_accum, length_grou
     for m in model.modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
-    features = encode(tokenizer, data.texts, None, 64)
+    features = tokenize(tokenizer, data.texts, None, 64)
     dyn = RunDynamics.empty(3, len(data))
     recorder = DynamicsRecorder(dyn)
     calls = []

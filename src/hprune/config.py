@@ -7,7 +7,9 @@ leave the scoring runs unlearned, which makes H meaningless (docs/defaults.md ha
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from .errors import HpruneError
 
@@ -119,6 +121,17 @@ class ScoreConfig:
         # score_epochs only when set, so that every scoring made before it keeps its identity
         cheap = {"score_epochs": self.score_epochs} if self.score_epochs else {}
         return {"model": self.model, "runs": self.runs, "seed": self.seed, "seeds": self.seeds(), **self.train.to_dict(), **cheap}
+
+
+CACHE_DIR_ENV = "HPRUNE_CACHE_DIR"
+
+
+def tokenized_cache_dir() -> Path:
+    """Where tokenized training data is cached (data.encoded), shared by every --out so that another command on
+    the same data skips tokenizing: $HPRUNE_CACHE_DIR/tokenized, else $XDG_CACHE_HOME/hprune/tokenized, else
+    ~/.cache/hprune/tokenized."""
+    root = os.environ.get(CACHE_DIR_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hprune"
+    return Path(root).expanduser() / "tokenized"
 
 
 MODEL_HELP = ("'minilm' (offline all-MiniLM-L6-v2), 'smollm2' (offline SmolLM2-135M, README: Decoder models), a checkpoint folder, "

@@ -7,6 +7,10 @@ and resume checkpoints into OUT/dynamics itself, as in-process, so an interrupte
 On a cluster (`--ray-address`) the workers may not see OUT: they return the arrays and the driver
 writes each run's files as it arrives, so finished runs are kept. Each task sets its torch threads
 to its CPUs; with the same threads, a run's results equal the in-process run's (deterministic CPU).
+
+The tokenized data is not copied per run: worker processes and a local Ray's workers map the cache file
+(data.encoded) that the driver wrote; for a cluster the arrays go into Ray's object store once, and
+the workers read them from there without a copy.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import os
 import time
 from pathlib import Path
 
+from ..data import TokenArrays
 from ..dynamics.store import finished_run, run_paths, save_run
 from ..errors import HpruneError
 from ..io import read_json
@@ -51,7 +56,7 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
         _init(ray, address, cpus)
     worker_out = out if address is None else None  # a cluster's workers may not see this disk
     try:
-        shared = ray.put(dataclasses.replace(inputs, progress=False))
+        shared = ray.put(dataclasses.replace(inputs, progress=False) if worker_out is not None else _by_value(inputs))
         task = ray.remote(score_run).options(num_cpus=cpus, num_gpus=gpus_per_run or 0, max_retries=0)
         pending = {task.remote(shared, r, worker_out, threads=cpus): r for r in todo}
         t0, epochs_seen = time.perf_counter(), {}
@@ -76,6 +81,13 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
         if started_here:
             ray.shutdown()
     return [results[r] for r in range(cfg.runs)]
+
+
+def _by_value(inputs: RunInputs) -> RunInputs:
+    """For workers that may not see this machine's disk (a Ray cluster): token arrays held in memory, so they go
+    into the object store by value, once, rather than as the path of their cache folder."""
+    arrays = {name: getattr(inputs, name).in_memory() for name in ("features", "eval_features") if isinstance(getattr(inputs, name), TokenArrays)}
+    return dataclasses.replace(inputs, progress=False, **arrays)
 
 
 def run_in_processes(inputs: RunInputs, out: Path | None, *, jobs: int, threads: int | None = None, progress: bool = True) -> list:

@@ -14,7 +14,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from ..artifacts import MANIFEST_FILE, data_info, finished_scoring, write_scoring
-from ..config import TRAIN_OPTIONS, ScoreConfig
+from ..config import TRAIN_OPTIONS, ScoreConfig, tokenized_cache_dir
 from ..data import LabelledData
 from ..engine.distributed import barrier, current_world, device_for, init_from_env
 from ..dynamics.store import epochs_saved
@@ -157,8 +157,8 @@ class HScorer:
         log.info(f"loading model {cfg.model} and tokenizing {len(train)} training"
                  + (f" and {len(eval_data)} evaluation examples" if eval_data else " examples"))
         tokenizer, _ = load_model(cfg.model, train.label_names, task.name)  # fails fast on a bad model
-        encoded = task.encode(tokenizer, train, cfg.train.max_length)
-        eval_encoded = task.encode(tokenizer, eval_data, cfg.train.max_length) if eval_data else None
+        encoded = task.encode(tokenizer, train, cfg.train.max_length, cache_dir=tokenized_cache_dir())
+        eval_encoded = task.encode(tokenizer, eval_data, cfg.train.max_length, cache_dir=tokenized_cache_dir()) if eval_data else None
         inputs = RunInputs(
             config=cfg, label_names=train.label_names, labels=encoded.targets, features=encoded.features,
             eval_labels=eval_encoded.targets if eval_data else None, eval_features=eval_encoded.features if eval_data else None,
@@ -189,7 +189,8 @@ class HScorer:
             example_ids=train.example_ids, baseline=task.baseline(train),
             manifest={**identity, **data_info(train), "eval_source": eval_data.source if eval_data else None, "device": str(device),
                       # a repeat of a finished scoring trains nothing: it keeps the time of the one that did
-                      "executor": self.executor, **({"jobs": self.jobs} if self.jobs > 1 else {}), "seconds": (finished or {}).get("seconds", round(time.perf_counter() - started, 1))},
+                      "executor": self.executor, **({"jobs": self.jobs} if self.jobs > 1 else {}),
+                      "seconds": (finished or {}).get("seconds", round(time.perf_counter() - started, 1))},
         )
         self.scoring_ = scoring
         self.dynamics_, self.scores_, self.subsets_ = scoring.dynamics, scoring.scores, scoring.subsets

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data import TokenArrays
 from ..errors import HpruneError
 
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -103,14 +104,15 @@ class TaskData:
 
 @dataclass
 class Encoded:
-    """Encoded examples: model-ready features (unpadded) with their training targets.
+    """Encoded examples: model-ready features (unpadded; classification's are flat token arrays,
+    data.TokenArrays, the other kinds' a dict per feature) with their training targets.
 
     `example_index[f]` is the position (0..n_examples-1, in the order of the encoded ids) of feature
     f's example. `relevant` marks the features whose verdict counts for their example when an example
     has several (None: one feature per example). `offsets` (QA) map each feature's tokens back to
     characters of the context, -1 outside it."""
 
-    features: list[dict]
+    features: list[dict] | TokenArrays
     targets: np.ndarray
     example_index: np.ndarray
     n_examples: int
@@ -123,7 +125,7 @@ class Encoded:
         return self.relevant is not None
 
     @classmethod
-    def one_per_example(cls, features: list[dict], targets) -> "Encoded":
+    def one_per_example(cls, features: list[dict] | TokenArrays, targets) -> "Encoded":
         n = len(features)
         return cls(features=features, targets=np.asarray(targets), example_index=np.arange(n), n_examples=n)
 
@@ -141,7 +143,9 @@ class Task:
     def load(self, source: str, **kw):
         raise NotImplementedError
 
-    def encode(self, tokenizer, data, max_length: int, ids: np.ndarray | None = None) -> Encoded:
+    def encode(self, tokenizer, data, max_length: int, ids: np.ndarray | None = None, cache_dir=None) -> Encoded:
+        """`ids`: encode only these examples; `cache_dir`: where the encoding of the whole data may be cached and
+        found again (classification's; the other kinds, small data, encode in memory)."""
         raise NotImplementedError
 
     def baseline(self, data) -> tuple[float, str] | None:

@@ -84,7 +84,7 @@ class ExtractiveQA(Task):
     def baseline(self, data: TaskData) -> tuple[float, str]:
         return float(np.mean(data.labels)), "no-answer baseline"
 
-    def encode(self, tokenizer, data: TaskData, max_length: int, ids: np.ndarray | None = None) -> Encoded:
+    def encode(self, tokenizer, data: TaskData, max_length: int, ids: np.ndarray | None = None, cache_dir=None) -> Encoded:
         ids = data.example_ids if ids is None else np.asarray(ids, dtype=np.int64)
         examples = [data.examples[i] for i in ids]
         questions = _fit_questions(tokenizer, [e["question"].lstrip() for e in examples], max_length // 2)

@@ -60,7 +60,7 @@ class MultipleChoice(Task):
             text_column=QUESTION, pair_column=CONTEXT if CONTEXT in frame.columns else None, label_column=label_column,
         )
 
-    def encode(self, tokenizer, data: TaskData, max_length: int, ids: np.ndarray | None = None) -> Encoded:
+    def encode(self, tokenizer, data: TaskData, max_length: int, ids: np.ndarray | None = None, cache_dir=None) -> Encoded:
         """One feature per question: per choice, (context, question + choice) or (question, choice)."""
         ids = data.example_ids if ids is None else np.asarray(ids, dtype=np.int64)
         firsts, seconds, counts = [], [], []

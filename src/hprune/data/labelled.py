@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 import re
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ PAIR_COLUMNS = [("text_a", "text_b"), ("sentence1", "sentence2"), ("premise", "h
 SINGLE_COLUMNS = ["text", "sentence"]
 LABEL_COLUMNS = ["label", "labels"]
 _INT = re.compile(r"^-?\d+$")
+FINGERPRINT_ROWS = 100_000  # rows hashed at a time
 
 
 @dataclass
@@ -27,7 +29,7 @@ class LabelledData:
 
     source: str
     frame: pd.DataFrame  # the user's rows and columns, unchanged
-    records: list[dict] | None  # the parsed JSON objects, for a byte-faithful JSONL export
+    records: Sequence[dict] | None  # the parsed JSON objects (data.tables.JsonLines), for a byte-faithful JSONL export
     text_column: str
     pair_column: str | None
     label_column: str
@@ -101,12 +103,17 @@ def load_data(
 
 
 def fingerprint(texts: list[str], pairs: list[str] | None, labels: list[str]) -> str:
-    """sha256 of the (text, pair, label) rows in order, shortened to 16 hex digits."""
+    """sha256 of the (text, pair, label) rows in order as JSON lines, shortened to 16 hex digits. Each row is
+    written as json.dumps writes it, by json's own string encoder, without json.dumps's cost per call (16 s
+    on a million rows)."""
+    quote = json.encoder.encode_basestring  # what json.dumps(..., ensure_ascii=False) uses for a string
+    quoted_labels = {y: quote(y) for y in set(labels)}
     h = hashlib.sha256()
-    for i, (t, y) in enumerate(zip(texts, labels)):
-        row = [t, pairs[i] if pairs else None, y]
-        h.update(json.dumps(row, ensure_ascii=False).encode())
-        h.update(b"\n")
+    for start in range(0, len(texts), FINGERPRINT_ROWS):
+        end = start + FINGERPRINT_ROWS
+        seconds = map(quote, pairs[start:end]) if pairs else ["null"] * len(texts[start:end])
+        rows = [f"[{quote(t)}, {p}, {quoted_labels[y]}]\n" for t, p, y in zip(texts[start:end], seconds, labels[start:end])]
+        h.update("".join(rows).encode())
     return h.hexdigest()[:16]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,8 @@ def read_table(source) -> tuple[pd.DataFrame, list[dict] | None]:
             return _read_parquet(path), None
         text = _read_utf8(path)
         if fmt == "jsonl":
+            if (columns := _read_flat_json_lines(path, text)) is not None:
+                return columns
             records = _parse_json(text, source)
             return pd.DataFrame.from_records(records), records
         return _parse_csv(path, "\t" if fmt == "tsv" else ","), None
@@ -105,6 +108,58 @@ def write_rows(data, example_ids: np.ndarray, path: Path, fmt: str | None = None
 def _is_dataset(source) -> bool:
     """A `datasets.Dataset`, told by its methods so that `datasets` need not be imported to ask."""
     return hasattr(source, "to_pandas") and hasattr(source, "column_names")
+
+
+class JsonLines(Sequence):
+    """The records of a JSON lines file, each parsed when asked for from its line's byte span (16 bytes a row
+    instead of a dict): what a byte-faithful export writes. The file is read again on first use, and must
+    not have changed since it was loaded."""
+
+    def __init__(self, path: Path, starts: np.ndarray, ends: np.ndarray):
+        self.path, self.starts, self.ends = path, starts, ends
+        self.stamp = _stamp(path)
+        self._raw: bytes | None = None
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> dict:
+        if self._raw is None:
+            if _stamp(self.path) != self.stamp:
+                raise HpruneError(f"{self.path} changed since it was read; run the command again")
+            self._raw = self.path.read_bytes()
+        return json.loads(self._raw[self.starts[i]:self.ends[i]])
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _read_flat_json_lines(path: Path, text: str) -> tuple[pd.DataFrame, JsonLines] | None:
+    """A JSON lines file of flat objects read by pyarrow's multi-threaded reader into columns, with no Python
+    object per row but the cells. None when the file is anything else (a JSON array, a bad line, a column that
+    mixes value types, nested values): the line-by-line parser then reads it, or names the line at fault."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    if text.startswith("\ufeff"):  # a byte-order mark: json.loads would refuse the first line's bytes
+        return None
+    raw = text.encode()
+    try:
+        table = pa_json.read_json(pa.BufferReader(raw), read_options=pa_json.ReadOptions(block_size=1 << 24))
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    if any(pa.types.is_nested(t) for t in table.schema.types):
+        return None
+    newlines = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord("\n"))
+    starts, ends = np.concatenate([[0], newlines + 1]), np.concatenate([newlines, [len(raw)]])
+    filled = ends > starts
+    for k in np.flatnonzero(filled & np.isin(np.frombuffer(raw, dtype=np.uint8)[np.minimum(starts, len(raw) - 1)], list(b" \t\r"))):
+        filled[k] = bool(raw[starts[k]:ends[k]].strip())  # a line opening with white space may hold nothing else
+    if filled.sum() != table.num_rows:  # e.g. two objects on one line
+        return None
+    return table.to_pandas(), JsonLines(path, starts[filled], ends[filled])
 
 
 def _read_utf8(path: Path) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,7 +86,7 @@ class TaskData:
     task_type: str
     source: str
     frame: pd.DataFrame  # the user's rows and columns, unchanged
-    records: list[dict] | None  # the parsed JSON objects, for a byte-faithful JSONL export
+    records: Sequence[dict] | None  # the parsed JSON objects (data.tables.JsonLines), for a byte-faithful JSONL export
     examples: list  # task-specific parsed examples, one per row
     labels: np.ndarray  # per-class table label of each example: an index into label_names
     label_names: list[str]

@@ -56,6 +56,7 @@ def test_cache_hit_and_misses(tmp_path, tokenizer, rte, monkeypatch):
     build = lambda tok=tokenizer, texts=rte.texts, fp=rte.fingerprint, max_length=64: cached_tokenize(
         tok, texts, rte.pairs, max_length, data_fingerprint=fp, cache_dir=tmp_path)
     first = build()
+    tokenizer(rte.texts[:2], truncation=True, max_length=16)  # a call leaves its truncation set on the fast tokenizer
     again = build()
     assert len(calls) == 1 and again.folder == first.folder
     np.testing.assert_array_equal(again.input_ids, tokenize(tokenizer, rte.texts, rte.pairs, 64).input_ids)

@@ -105,7 +105,10 @@ def tokenizer_fingerprint(tokenizer) -> str:
     """What decides a tokenizer's output: its class, truncation side and full definition (vocabulary, normalizer,
     special tokens: a fast tokenizer's JSON; else its vocabulary and special tokens), hashed."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    definition = backend.to_str() if backend is not None else json.dumps([sorted(tokenizer.get_vocab().items()), str(tokenizer.special_tokens_map)])
+    if backend is not None:  # without the truncation and padding state that each call sets
+        definition = json.dumps({k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")})
+    else:
+        definition = json.dumps([sorted(tokenizer.get_vocab().items()), str(tokenizer.special_tokens_map)])
     h = hashlib.sha256(f"{type(tokenizer).__name__}\n{tokenizer.truncation_side}\n".encode())
     h.update(definition.encode())
     return h.hexdigest()[:16]

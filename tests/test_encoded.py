@@ -127,3 +127,15 @@ def test_json_lines_read_by_columns_equal_the_line_parser(tmp_path):
     path.write_text("{}\n", encoding="utf-8")
     with pytest.raises(HpruneError, match="changed since it was read"):
         records[0]
+
+
+def test_a_ray_cluster_gets_the_arrays_by_value_once(tmp_path, tokenizer, rte):
+    from hprune.config import ScoreConfig
+    from hprune.phase1.executors import _by_value
+    from hprune.phase1.run import RunInputs
+
+    arrays = cached_tokenize(tokenizer, rte.texts, rte.pairs, 64, data_fingerprint=rte.fingerprint, cache_dir=tmp_path)
+    inputs = RunInputs(config=ScoreConfig(), label_names=rte.label_names, labels=rte.labels, features=arrays, eval_features=arrays)
+    shipped = _by_value(inputs)
+    assert shipped.features.folder is None and shipped.eval_features.folder is None and not shipped.progress
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(shipped)).features.input_ids, arrays.input_ids)

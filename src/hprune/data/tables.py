@@ -59,11 +59,12 @@ def read_table(source) -> tuple[pd.DataFrame, list[dict] | None]:
             raise HpruneError(f"{source} is empty; give a file with at least one labelled example")
         if fmt == "parquet":  # binary: no UTF-8 check
             return _read_parquet(path), None
-        text = _read_utf8(path)
+        raw = path.read_bytes()
+        _utf8(raw, path)  # every text format is checked; the columnar JSON reader then parses the bytes
         if fmt == "jsonl":
-            if (columns := _read_flat_json_lines(path, text)) is not None:
+            if (columns := _read_flat_json_lines(path, raw)) is not None:
                 return columns
-            records = _parse_json(text, source)
+            records = _parse_json(_utf8(raw, path), source)
             return pd.DataFrame.from_records(records), records
         return _parse_csv(path, "\t" if fmt == "tsv" else ","), None
     if path.suffix.lower() in FILE_FORMATS or source.startswith((".", "/", "~")):
@@ -136,34 +137,35 @@ def _stamp(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def _read_flat_json_lines(path: Path, text: str) -> tuple[pd.DataFrame, JsonLines] | None:
+def _read_flat_json_lines(path: Path, raw: bytes) -> tuple[pd.DataFrame, JsonLines] | None:
     """A JSON lines file of flat objects read by pyarrow's multi-threaded reader into columns, with no Python
     object per row but the cells. None when the file is anything else (a JSON array, a bad line, a column that
     mixes value types, nested values): the line-by-line parser then reads it, or names the line at fault."""
     import pyarrow as pa
     import pyarrow.json as pa_json
 
-    if text.startswith("\ufeff"):  # a byte-order mark: json.loads would refuse the first line's bytes
+    if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark: json.loads would refuse the first line's bytes
         return None
-    raw = text.encode()
     try:
         table = pa_json.read_json(pa.BufferReader(raw), read_options=pa_json.ReadOptions(block_size=1 << 24))
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     if any(pa.types.is_nested(t) for t in table.schema.types):
         return None
+    rows = table.num_rows
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)  # frees the columns as they are converted
+    del table
     newlines = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord("\n"))
     starts, ends = np.concatenate([[0], newlines + 1]), np.concatenate([newlines, [len(raw)]])
     filled = ends > starts
     for k in np.flatnonzero(filled & np.isin(np.frombuffer(raw, dtype=np.uint8)[np.minimum(starts, len(raw) - 1)], list(b" \t\r"))):
         filled[k] = bool(raw[starts[k]:ends[k]].strip())  # a line opening with white space may hold nothing else
-    if filled.sum() != table.num_rows:  # e.g. two objects on one line
+    if filled.sum() != rows:  # e.g. two objects on one line
         return None
-    return table.to_pandas(), JsonLines(path, starts[filled], ends[filled])
+    return frame, JsonLines(path, starts[filled], ends[filled])
 
 
-def _read_utf8(path: Path) -> str:
-    raw = path.read_bytes()
+def _utf8(raw: bytes, path: Path) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:

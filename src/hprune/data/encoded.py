@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = 1  # bump when the files' layout changes: older entries are then simply not found
 BATCH_ROWS = 10_000  # rows per tokenizer call: big enough for the fast tokenizer, small enough for its Python lists
 ARRAYS = ("input_ids", "offsets", "token_type_ids")
+MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")  # the model inputs a tokenizer may give
 
 
 class TokenArrays:
@@ -89,7 +90,7 @@ def tokenize(tokenizer, texts: list[str], pairs: list[str] | None, max_length: i
     for start in range(0, len(texts), BATCH_ROWS):
         end = start + BATCH_ROWS
         enc = tokenizer(texts[start:end], pairs[start:end] if pairs else None, truncation=True, max_length=max_length)
-        keys = tuple(k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc)
+        keys = tuple(k for k in MODEL_KEYS if k in enc)
         batch_lengths = np.fromiter(map(len, enc["input_ids"]), dtype=np.int64, count=len(enc["input_ids"]))
         total = int(batch_lengths.sum())
         ids.append(np.fromiter(chain.from_iterable(enc["input_ids"]), dtype=np.int64, count=total).astype(dtype))

@@ -32,7 +32,7 @@ def source_name(source) -> str:
     return str(source)
 
 
-def read_table(source) -> tuple[pd.DataFrame, list[dict] | None]:
+def read_table(source) -> tuple[pd.DataFrame, Sequence[dict] | None]:
     """Read a file, a `save_to_disk` folder or `NAME[:SPLIT]` from the hub, or take rows in memory (a pandas
     DataFrame, a `datasets.Dataset`, a list of dicts), into a data frame; with the JSON records when there
     are some (a JSON lines file, a list of dicts), for a byte-faithful export."""
@@ -155,10 +155,11 @@ def _read_flat_json_lines(path: Path, raw: bytes) -> tuple[pd.DataFrame, JsonLin
     rows = table.num_rows
     frame = table.to_pandas(split_blocks=True, self_destruct=True)  # frees the columns as they are converted
     del table
-    newlines = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord("\n"))
+    data = np.frombuffer(raw, dtype=np.uint8)
+    newlines = np.flatnonzero(data == ord("\n"))
     starts, ends = np.concatenate([[0], newlines + 1]), np.concatenate([newlines, [len(raw)]])
     filled = ends > starts
-    for k in np.flatnonzero(filled & np.isin(np.frombuffer(raw, dtype=np.uint8)[np.minimum(starts, len(raw) - 1)], list(b" \t\r"))):
+    for k in np.flatnonzero(filled & np.isin(data[np.minimum(starts, len(raw) - 1)], list(b" \t\r"))):
         filled[k] = bool(raw[starts[k]:ends[k]].strip())  # a line opening with white space may hold nothing else
     if filled.sum() != rows:  # e.g. two objects on one line
         return None

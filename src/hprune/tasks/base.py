@@ -20,7 +20,6 @@ import torch
 from ..data import TokenArrays
 from ..errors import HpruneError
 
-MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def collate(tokenizer, features: list[dict], indices: np.ndarray, device) -> dict[str, torch.Tensor]:

@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data import read_table
+from ..data import MODEL_KEYS, read_table
 from ..errors import HpruneError
-from .base import MODEL_KEYS, Encoded, Task, TaskData, as_list, content_fingerprint, is_text, require_columns, rows_message, step_statistics
+from .base import Encoded, Task, TaskData, as_list, content_fingerprint, is_text, require_columns, rows_message, step_statistics
 from .squad import squad_v2_scores
 
 CONTEXT, QUESTION, ANSWERS = "context", "question", "answers"

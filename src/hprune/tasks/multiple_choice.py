@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data import LABEL_COLUMNS, read_table
+from ..data import LABEL_COLUMNS, MODEL_KEYS, read_table
 from ..errors import HpruneError
-from .base import MODEL_KEYS, Encoded, Task, TaskData, as_list, content_fingerprint, is_text, require_columns, rows_message
+from .base import Encoded, Task, TaskData, as_list, content_fingerprint, is_text, require_columns, rows_message
 
 QUESTION, CHOICES, CONTEXT = "question", "choices", "context"
 

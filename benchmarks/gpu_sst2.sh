@@ -63,8 +63,8 @@ pids=()
 # Full SST-2 as issue 20 asks: the winning ticket and 0156 against random and ambiguous, with --test.
 [ -n "$FULL" ] && { run full "$FULL" 8 & pids+=($!); }
 # The curve: per size the full set, the winning ticket and random at its size.
-[ -n "$CURVE_SMALL" ] && { run curve-small "$CURVE_SMALL" 4 --subsets winning-ticket --methods hscore,random & pids+=($!); }
-[ -n "$CURVE_LARGE" ] && { run curve-large "$CURVE_LARGE" 4 --subsets winning-ticket --methods hscore,random & pids+=($!); }
+[ -n "$CURVE_SMALL" ] && { run curve-small "$CURVE_SMALL" 4 & pids+=($!); }
+[ -n "$CURVE_LARGE" ] && { run curve-large "$CURVE_LARGE" 4 & pids+=($!); }
 wait "${pids[@]}"
 kill $monitor 2>/dev/null
 pkill -9 -f "multiprocessing.spawn" 2>/dev/null; sleep 1  # workers a timed-out run left behind stop writing before the packing

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Phase-2 comparisons of finished scorings in one call of a lent GPU machine: the folders in .gpu/scorings/
+# (scores.parquet, subsets.json and manifest.json of a scoring; the fine-tunes read the training file from
+# .gpu/data/) are compared against random at equal size, many fine-tunes sharing the GPU (--jobs).
+# What runs is listed in JOBS below, one `hprune compare` per line; lines after a `wait` start when the ones
+# before it have finished, so that comparisons of one task share its full-set fine-tunes (one cache).
+#
+# Here first: `bash benchmarks/gpu_sst2.sh prepare` (the model), then copy the scorings and data the jobs name
+# into .gpu/. Device call: `bash benchmarks/gpu_phase2.sh`, carry [".gpu"]. Results: one tarball per task.
+set -u
+OUT=${OUT:-runs/gpu-out}
+WORK=${WORK:-/tmp/hprune-gpu}
+MODEL=${MODEL:-$PWD/.gpu/minilm-fp16}
+DATA=${DATA:-$PWD/.gpu/data}
+SCORINGS=${SCORINGS:-$PWD/.gpu/scorings}
+DEADLINE=${DEADLINE:-280}
+SEEDS=${SEEDS:-5}
+mkdir -p "$OUT" "$WORK"
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} CUBLAS_WORKSPACE_CONFIG=:4096:8 TOKENIZERS_PARALLELISM=false
+started=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - started )) s] $*" | tee -a "$OUT/timeline.log"; }
+if command -v nvidia-cuda-mps-control >/dev/null; then  # kernels of several processes side by side (gpu_sst2.sh)
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
+  nvidia-cuda-mps-control -d && timeout 40 python3 -c "import torch; torch.ones(1).cuda().sum().item()" && stamp "MPS on" \
+    || { echo quit | timeout 10 nvidia-cuda-mps-control; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY; stamp "MPS off"; }
+fi
+
+compare() {  # task, scoring, compare name, eval split, metric, seeds, jobs, extra options
+  local task=$1 scoring=$2 name=$3 split=$4 metric=$5 seeds=$6 jobs=$7; shift 7
+  local out="$WORK/$task/$name"
+  mkdir -p "$WORK/$task"
+  [ -e "$WORK/$task/cache" ] || mkdir -p "$WORK/$task/cache"
+  mkdir -p "$out" && ln -sfn "$WORK/$task/cache" "$out/cache"  # one task's comparisons share their full-set fine-tunes
+  stamp "$task/$name started"
+  local left=$(( DEADLINE - ($(date +%s) - started) ))
+  timeout $(( left > 1 ? left : 1 )) python3 -m hprune compare "$SCORINGS/$scoring" --train "$DATA/$task/train.jsonl" \
+    --eval "$DATA/$task/$split.jsonl" --subsets winning-ticket --methods hscore,random --seeds "$seeds" --metric "$metric" --task "$task" \
+    --out "$out" --jobs "$jobs" --threads 1 --model "$MODEL" --quiet "$@" > "$OUT/$task-$name.log" 2>&1
+  stamp "$task/$name ended with status $?"
+}
+# Issue 24's phase-2 parity on CoLA (MCC; 5 seeds, its seed spread is wide): the full-cost winning ticket, then
+# the 1- and 2-epoch prefix scorings' (benchmarks/cheap_scoring.py --prefix-scoring), all against random.
+compare cola cola compare-full validation mcc "$SEEDS" 15
+compare cola cola-e1 compare-e1 validation mcc "$SEEDS" 10 & e1=$!
+compare cola cola-e2 compare-e2 validation mcc "$SEEDS" 10 & e2=$!
+wait $e1 $e2
+pkill -9 -f "multiprocessing.spawn" 2>/dev/null; sleep 1  # workers a timed-out compare left behind
+for dir in "$WORK"/*/; do
+  task=$(basename "$dir")
+  tar czhf "$OUT/$task.tar.gz" --exclude='*.tmp*' -C "$WORK" "$task"
+done
+stamp "packed: $(cd "$OUT" && ls -s *.tar.gz | tr '\n' ' ')"
+tar czf "$OUT/logs.tar.gz" -C "$OUT" $(cd "$OUT" && ls *.log) && rm "$OUT"/*.log

@@ -198,9 +198,9 @@ def score_strata(values: np.ndarray, bins: int | None) -> np.ndarray:
     """Stratum of each value: its rank among the distinct values (bins None), or its equal-width bin over the range."""
     if bins is None:
         return np.unique(values, return_inverse=True)[1]
-    low, high = values.min(initial=0.0), values.max(initial=0.0)
-    if high == low:
+    if len(values) == 0 or np.ptp(values) == 0:
         return np.zeros(len(values), dtype=np.int64)
+    low, high = values.min(), values.max()
     return np.minimum(((values - low) / (high - low) * bins).astype(np.int64), bins - 1)
 
 
@@ -262,7 +262,10 @@ def choose(scores: pd.DataFrame, subsets: list[dict], *, name: str | None = None
 
 def nearest_subset(subsets: list[dict], size: int) -> dict:
     """The non-empty automatic subset nearest in size (the larger on a tie): the paper's answer to a budget."""
-    return min((s for s in subsets if s["size"] > 0), key=lambda s: (abs(s["size"] - size), -s["size"]))
+    held = [s for s in subsets if s["size"] > 0]
+    if not held:
+        raise HpruneError("every automatic subset is empty on this data (all H = 0 or R); leave hscore out of --methods")
+    return min(held, key=lambda s: (abs(s["size"] - size), -s["size"]))
 
 
 def rs2_epochs(n_examples: int, size: int, epochs: int, *, seed: int) -> list[np.ndarray]:

@@ -73,7 +73,7 @@ def _add_budget_options(p, what: str) -> None:
     g = p.add_argument_group(f"a budget instead of a named subset ({what})")
     g.add_argument("--fraction", type=float, help="keep this share of the rows, 0 < F <= 1: round(F x N) of them")
     g.add_argument("--size", type=_positive_int, help="keep this many rows")
-    g.add_argument("--method", help=f"how the budget is filled (default {DEFAULT_SELECTION}): {BUDGET_METHODS_HELP}; README: Selection at a budget")
+    g.add_argument("--method", help=f"how the budget is filled (default {DEFAULT_SELECTION}): {BUDGET_METHODS_HELP}; README: A size you choose")
 
 
 # How each TrainConfig field is read from the command line; its help and default come from hprune.config.

@@ -1,6 +1,7 @@
 """Phase 2 at equal size: fine-tune the full set, each automatic subset ("hscore") and each baseline at
-that subset's size, or at a budget (a fraction of the rows), with several seeds, and evaluate. Every fine-tune's result is cached under a key of
-everything that determines it, so an interrupted or extended comparison trains only what is missing."""
+that subset's size or at a budget (a fraction of the rows), with several seeds, and evaluate. Every
+fine-tune's result is cached under a key of everything that determines it, so an interrupted or extended
+comparison trains only what is missing."""
 from __future__ import annotations
 
 import hashlib

@@ -121,5 +121,13 @@ class ScoreConfig:
         return {"model": self.model, "runs": self.runs, "seed": self.seed, "seeds": self.seeds(), **self.train.to_dict(), **cheap}
 
 
+# Selection at a budget (--fraction / --size): the rule used when no --method is given. One of
+# subsets.BUDGET_METHODS; set from the measurements in docs/budget.md.
+DEFAULT_SELECTION = "hscore-stratified"
+# The stratified rules (CCS, Zheng et al. ICLR 2023) first cut the hardest examples, likely mislabelled:
+H0_CUT = 0.5  # hscore-*: this share of the H = 0 examples, those of lowest confidence
+CCS_HARD_CUT = 0.05  # ccs: this share of all examples, those of lowest AUM
+CCS_STRATA = 50  # ccs: equal-width strata over the AUM range (CCS's k)
+
 MODEL_HELP = ("'minilm' (offline all-MiniLM-L6-v2), 'smollm2' (offline SmolLM2-135M, README: Decoder models), a checkpoint folder, "
               "a .gguf file, or a hub name")

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Phase-2 comparisons of finished scorings in one call of a lent GPU machine: the folders in .gpu/scorings/
 # (scores.parquet, subsets.json and manifest.json of a scoring; the fine-tunes read the training file from
-# .gpu/data/) are compared against random at equal size, many fine-tunes sharing the GPU (--jobs).
-# What runs is listed in JOBS below, one `hprune compare` per line; lines after a `wait` start when the ones
-# before it have finished, so that comparisons of one task share its full-set fine-tunes (one cache).
+# .gpu/data/), many fine-tunes sharing the GPU (--jobs): the budget table of issue 21 (benchmarks/budget.py)
+# for CoLA and sst2-20k, and issue 24's CoLA phase-2 parity. The comparisons of one task share one cache, so
+# its full-set fine-tunes are trained once.
 #
 # Here first: `bash benchmarks/gpu_sst2.sh prepare` (the model), then copy the scorings and data the jobs name
 # into .gpu/. Device call: `bash benchmarks/gpu_phase2.sh`, carry [".gpu"]. Results: one tarball per task.
@@ -13,8 +13,10 @@ WORK=${WORK:-/tmp/hprune-gpu}
 MODEL=${MODEL:-$PWD/.gpu/minilm-fp16}
 DATA=${DATA:-$PWD/.gpu/data}
 SCORINGS=${SCORINGS:-$PWD/.gpu/scorings}
-DEADLINE=${DEADLINE:-280}
-SEEDS=${SEEDS:-5}
+DEADLINE=${DEADLINE:-330}
+SEEDS=${SEEDS:-3}
+BUDGET=${BUDGET-cola:6 sst2-20k:10}  # task:jobs
+PARITY=${PARITY-yes}
 mkdir -p "$OUT" "$WORK"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} CUBLAS_WORKSPACE_CONFIG=:4096:8 TOKENIZERS_PARALLELISM=false
 started=$(date +%s)
@@ -39,15 +41,28 @@ compare() {  # task, scoring, compare name, eval split, metric, seeds, jobs, ext
     --out "$out" --jobs "$jobs" --threads 1 --model "$MODEL" --quiet "$@" > "$OUT/$task-$name.log" 2>&1
   stamp "$task/$name ended with status $?"
 }
-# Issue 24's phase-2 parity on CoLA (MCC; 5 seeds, its seed spread is wide): the full-cost winning ticket, then
-# the 1- and 2-epoch prefix scorings' (benchmarks/cheap_scoring.py --prefix-scoring), all against random.
-compare cola cola compare-full validation mcc "$SEEDS" 15
-compare cola cola-e1 compare-e1 validation mcc "$SEEDS" 10 & e1=$!
-compare cola cola-e2 compare-e2 validation mcc "$SEEDS" 10 & e2=$!
-wait $e1 $e2
+budget() {  # task, jobs
+  local task=$1 jobs=$2
+  mkdir -p "$WORK/$task/cache" "$WORK/$task/budget" && ln -sfn "$WORK/$task/cache" "$WORK/$task/budget/cache"
+  stamp "$task/budget started"
+  local left=$(( DEADLINE - ($(date +%s) - started) ))
+  timeout $(( left > 1 ? left : 1 )) python3 benchmarks/budget.py --tasks "$task" --scoring "$SCORINGS/$task" --work "$WORK" --data "$DATA" \
+    --model "$MODEL" --jobs "$jobs" --no-publish > "$OUT/$task-budget.log" 2>&1
+  stamp "$task/budget ended with status $?"
+}
+pids=()
+[ -n "$BUDGET" ] && for spec in $BUDGET; do budget ${spec%:*} ${spec#*:} & pids+=($!); done
+# Issue 24's phase-2 parity on CoLA (MCC): the full-cost winning ticket, then the 1- and 2-epoch prefix
+# scorings' (benchmarks/cheap_scoring.py --prefix-scoring), all against random at equal size.
+if [ -n "$PARITY" ]; then
+  { compare cola cola compare-full validation mcc "$SEEDS" 4
+    compare cola cola-e1 compare-e1 validation mcc "$SEEDS" 3 & compare cola cola-e2 compare-e2 validation mcc "$SEEDS" 3; wait; } & pids+=($!)
+fi
+wait "${pids[@]}"
 pkill -9 -f "multiprocessing.spawn" 2>/dev/null; sleep 1  # workers a timed-out compare left behind
 for dir in "$WORK"/*/; do
   task=$(basename "$dir")
+  [ "$task" = data ] && continue
   tar czhf "$OUT/$task.tar.gz" --exclude='*.tmp*' -C "$WORK" "$task"
 done
 stamp "packed: $(cd "$OUT" && ls -s *.tar.gz | tr '\n' ' ')"

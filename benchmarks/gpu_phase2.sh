@@ -59,7 +59,7 @@ if [ -n "$PARITY" ]; then
     compare cola cola-e1 compare-e1 validation mcc "$SEEDS" 3 & compare cola cola-e2 compare-e2 validation mcc "$SEEDS" 3; wait; } & pids+=($!)
 fi
 wait "${pids[@]}"
-pkill -9 -f "multiprocessing.spawn" 2>/dev/null; sleep 1  # workers a timed-out compare left behind
+pkill -9 -g "$(ps -o pgid= -p $$ | tr -d " ")" -f "multiprocessing.spawn" 2>/dev/null; sleep 1  # workers a timed-out compare left behind
 for dir in "$WORK"/*/; do
   task=$(basename "$dir")
   [ "$task" = data ] && continue

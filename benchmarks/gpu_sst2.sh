@@ -67,7 +67,7 @@ pids=()
 [ -n "$CURVE_LARGE" ] && { run curve-large "$CURVE_LARGE" 4 & pids+=($!); }
 wait "${pids[@]}"
 kill $monitor 2>/dev/null
-pkill -9 -f "multiprocessing.spawn" 2>/dev/null; sleep 1  # workers a timed-out run left behind stop writing before the packing
+pkill -9 -g "$(ps -o pgid= -p $$ | tr -d " ")" -f "multiprocessing.spawn" 2>/dev/null; sleep 1  # workers a timed-out run left behind stop writing before the packing
 # At most 8 files of 16 MiB come back: one tarball per task (full SST-2's phases apart), the logs in one more.
 for dir in "$WORK"/*/; do
   task=$(basename "$dir")

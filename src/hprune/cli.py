@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_SELECTION, MODEL_HELP, TASK_TYPES, TRAIN_OPTIONS, ScoreConfig, TrainConfig, option_help
+from .config import COMPARE_METHODS, DEFAULT_SELECTION, MODEL_HELP, TASK_TYPES, TRAIN_OPTIONS, ScoreConfig, TrainConfig, option_help
 from .errors import HpruneError
 
 EPILOG = "Docs: README.md. Every subcommand has --help."
@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fractions", type=_fractions, help="comma-separated budgets, e.g. 0.3,0.5,0.7: each fills round(F x N) rows by "
                    "every method; hscore there is the automatic subset nearest in size (without --subsets: no automatic subsets besides)")
     p.add_argument("--methods", type=_comma_list, help="comma-separated: hscore (the subset itself) and, at its size, rs2 (a new random "
-                   f"subset every epoch), {BUDGET_METHODS_HELP} (default hscore,{DEFAULT_SELECTION},random,ambiguous,forgetting,el2n,aum)")
+                   f"subset every epoch), {BUDGET_METHODS_HELP} (default {','.join(COMPARE_METHODS)})")
     p.add_argument("--seeds", type=_positive_int, default=3, help="fine-tunes per (subset, method) and of the full set, "
                    "by default with seeds 1000, 1001, ...: never those of the scoring runs (default 3)")
     p.add_argument("--first-seed", type=_seed, help="seed of the first of them; the k-th uses first + k (default 1000, or past the "

@@ -121,6 +121,9 @@ class ScoreConfig:
         return {"model": self.model, "runs": self.runs, "seed": self.seed, "seeds": self.seeds(), **self.train.to_dict(), **cheap}
 
 
+# What `hprune compare` fills each subset's size with when --methods is not given ("hscore": the subset
+# itself); the budget rules (DEFAULT_SELECTION's kind) join once docs/budget.md shows one beating random.
+COMPARE_METHODS = ("hscore", "random", "ambiguous", "forgetting", "el2n", "aum")
 # Selection at a budget (--fraction / --size): the rule used when no --method is given. One of
 # subsets.BUDGET_METHODS; set from the measurements in docs/budget.md.
 DEFAULT_SELECTION = "hscore-stratified"

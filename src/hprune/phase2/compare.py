@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import check_fingerprint, load_scored_data, load_scoring
-from ..config import DEFAULT_SELECTION, TrainConfig
+from ..config import COMPARE_METHODS, TrainConfig
 from ..data import LabelledData
 from ..engine.models import model_files_stamp, recorded_name
 from ..errors import HpruneError
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)  # progress and notes; the CLI shows them as p
 HSCORE = "hscore"
 RS2 = "rs2"  # a new random subset of the size every epoch (subsets.rs2_epochs): no scoring, the same example-steps
 METHODS = (HSCORE, RS2, *BUDGET_METHODS)
-DEFAULT_METHODS = tuple(dict.fromkeys((HSCORE, DEFAULT_SELECTION, "random", "ambiguous", "forgetting", "el2n", "aum")))
+DEFAULT_METHODS = COMPARE_METHODS
 # Phase 2 wants seeds the scoring runs never used (they use 0..R-1 by default), as the paper does.
 FIRST_SEED = 1000
 RESULTS_FILE, SUMMARY_FILE, COMPARE_FILE, CACHE_DIR = "results.csv", "summary.csv", "compare.json", "cache"

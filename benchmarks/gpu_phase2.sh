@@ -8,25 +8,12 @@
 # Here first: `bash benchmarks/gpu_sst2.sh prepare` (the model), then copy the scorings and data the jobs name
 # into .gpu/. Device call: `bash benchmarks/gpu_phase2.sh`, carry [".gpu"]. Results: one tarball per task.
 set -u
-OUT=${OUT:-runs/gpu-out}
-WORK=${WORK:-/tmp/hprune-gpu}
-MODEL=${MODEL:-$PWD/.gpu/minilm-fp16}
-DATA=${DATA:-$PWD/.gpu/data}
 SCORINGS=${SCORINGS:-$PWD/.gpu/scorings}
 DEADLINE=${DEADLINE:-330}
 SEEDS=${SEEDS:-3}
 BUDGET=${BUDGET-cola:6 sst2-20k:10}  # task:jobs
 PARITY=${PARITY-yes}
-mkdir -p "$OUT" "$WORK"
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} CUBLAS_WORKSPACE_CONFIG=:4096:8 TOKENIZERS_PARALLELISM=false
-started=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - started )) s] $*" | tee -a "$OUT/timeline.log"; }
-if command -v nvidia-cuda-mps-control >/dev/null; then  # kernels of several processes side by side (gpu_sst2.sh)
-  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
-  mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
-  nvidia-cuda-mps-control -d && timeout 40 python3 -c "import torch; torch.ones(1).cuda().sum().item()" && stamp "MPS on" \
-    || { echo quit | timeout 10 nvidia-cuda-mps-control; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY; stamp "MPS off"; }
-fi
+source "$(dirname "$0")/gpu_common.sh"
 
 compare() {  # task, scoring, compare name, eval split, metric, seeds, jobs, extra options
   local task=$1 scoring=$2 name=$3 split=$4 metric=$5 seeds=$6 jobs=$7; shift 7
@@ -35,8 +22,7 @@ compare() {  # task, scoring, compare name, eval split, metric, seeds, jobs, ext
   [ -e "$WORK/$task/cache" ] || mkdir -p "$WORK/$task/cache"
   mkdir -p "$out" && ln -sfn "$WORK/$task/cache" "$out/cache"  # one task's comparisons share their full-set fine-tunes
   stamp "$task/$name started"
-  local left=$(( DEADLINE - ($(date +%s) - started) ))
-  timeout $(( left > 1 ? left : 1 )) python3 -m hprune compare "$SCORINGS/$scoring" --train "$DATA/$task/train.jsonl" \
+  timeout "$(seconds_left)" python3 -m hprune compare "$SCORINGS/$scoring" --train "$DATA/$task/train.jsonl" \
     --eval "$DATA/$task/$split.jsonl" --subsets winning-ticket --methods hscore,random --seeds "$seeds" --metric "$metric" --task "$task" \
     --out "$out" --jobs "$jobs" --threads 1 --model "$MODEL" --quiet "$@" > "$OUT/$task-$name.log" 2>&1
   stamp "$task/$name ended with status $?"
@@ -45,8 +31,7 @@ budget() {  # task, jobs
   local task=$1 jobs=$2
   mkdir -p "$WORK/$task/cache" "$WORK/$task/budget" && ln -sfn "$WORK/$task/cache" "$WORK/$task/budget/cache"
   stamp "$task/budget started"
-  local left=$(( DEADLINE - ($(date +%s) - started) ))
-  timeout $(( left > 1 ? left : 1 )) python3 benchmarks/budget.py --tasks "$task" --scoring "$SCORINGS/$task" --work "$WORK" --data "$DATA" \
+  timeout "$(seconds_left)" python3 benchmarks/budget.py --tasks "$task" --scoring "$SCORINGS/$task" --work "$WORK" --data "$DATA" \
     --model "$MODEL" --jobs "$jobs" --no-publish > "$OUT/$task-budget.log" 2>&1
   stamp "$task/budget ended with status $?"
 }
@@ -59,11 +44,4 @@ if [ -n "$PARITY" ]; then
     compare cola cola-e1 compare-e1 validation mcc "$SEEDS" 3 & compare cola cola-e2 compare-e2 validation mcc "$SEEDS" 3; wait; } & pids+=($!)
 fi
 wait "${pids[@]}"
-pkill -9 -g "$(ps -o pgid= -p $$ | tr -d " ")" -f "multiprocessing.spawn" 2>/dev/null; sleep 1  # workers a timed-out compare left behind
-for dir in "$WORK"/*/; do
-  task=$(basename "$dir")
-  [ "$task" = data ] && continue
-  tar czhf "$OUT/$task.tar.gz" --exclude='*.tmp*' -C "$WORK" "$task"
-done
-stamp "packed: $(cd "$OUT" && ls -s *.tar.gz | tr '\n' ' ')"
-tar czf "$OUT/logs.tar.gz" -C "$OUT" $(cd "$OUT" && ls *.log) && rm "$OUT"/*.log
+pack $(task_folders)

@@ -23,39 +23,18 @@ weights = load_file(os.path.join(src, "model.safetensors"))
 save_file({k: v.half().contiguous() for k, v in weights.items()}, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
 PY
 fi
-OUT=${OUT:-runs/gpu-out}
-WORK=${WORK:-/tmp/hprune-gpu}
-MODEL=${MODEL:-$PWD/.gpu/minilm-fp16}  # all-MiniLM-L6-v2 rounded to fp16 for transport (64 MiB limit); trained in fp32
-DATA=${DATA:-$PWD/.gpu/data}
 DEADLINE=${DEADLINE:-530}  # seconds of work; then whatever finished is packed (every step resumes from it)
 FULL=${FULL-sst2}
 CURVE_SMALL=${CURVE_SMALL-sst2-2.5k,sst2-5k,sst2-10k}
 CURVE_LARGE=${CURVE_LARGE-sst2-20k}
-mkdir -p "$OUT" "$WORK"
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} CUBLAS_WORKSPACE_CONFIG=:4096:8 TOKENIZERS_PARALLELISM=false
-started=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - started )) s] $*" | tee -a "$OUT/timeline.log"; }
-
-stamp "start on $(hostname): $(nproc) cores; $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo no GPU)"
-python3 -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__)" \
-  | tee -a "$OUT/timeline.log" || exit 1
-# Several processes on one GPU run their kernels side by side only under MPS; without it they take turns.
-if command -v nvidia-cuda-mps-control >/dev/null; then
-  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
-  mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
-  if nvidia-cuda-mps-control -d && timeout 40 python3 -c "import torch; torch.ones(1).cuda().sum().item()"; then
-    stamp "MPS on"
-  else
-    echo quit | timeout 10 nvidia-cuda-mps-control; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY; stamp "MPS off (did not start)"
-  fi
-fi
+source "$(dirname "$0")/gpu_common.sh"
 
 (while sleep 20; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done) > "$OUT/gpu-load.log" 2>&1 &
 monitor=$!
 run() {  # name, tasks, jobs, extra reproduce.py options
   local name=$1 tasks=$2 jobs=$3; shift 3
   stamp "$name: $tasks started"
-  timeout "$DEADLINE" python3 benchmarks/reproduce.py --tasks "$tasks" --work "$WORK" --data "$DATA" --model "$MODEL" --jobs "$jobs" --no-publish "$@" \
+  timeout "$(seconds_left)" python3 benchmarks/reproduce.py --tasks "$tasks" --work "$WORK" --data "$DATA" --model "$MODEL" --jobs "$jobs" --no-publish "$@" \
     > "$OUT/$name.log" 2>&1
   stamp "$name: $tasks ended with status $?"
 }
@@ -63,19 +42,12 @@ pids=()
 # Full SST-2 as issue 20 asks: the winning ticket and 0156 against random and ambiguous, with --test.
 [ -n "$FULL" ] && { run full "$FULL" 8 & pids+=($!); }
 # The curve: per size the full set, the winning ticket and random at its size.
-[ -n "$CURVE_SMALL" ] && { run curve-small "$CURVE_SMALL" 4 --subsets winning-ticket --methods hscore,random & pids+=($!); }
-[ -n "$CURVE_LARGE" ] && { run curve-large "$CURVE_LARGE" 4 --subsets winning-ticket --methods hscore,random & pids+=($!); }
+[ -n "$CURVE_SMALL" ] && { run curve-small "$CURVE_SMALL" 4 & pids+=($!); }
+[ -n "$CURVE_LARGE" ] && { run curve-large "$CURVE_LARGE" 4 & pids+=($!); }
 wait "${pids[@]}"
 kill $monitor 2>/dev/null
-pkill -9 -f "multiprocessing.spawn" 2>/dev/null; sleep 1  # workers a timed-out run left behind stop writing before the packing
-# At most 8 files of 16 MiB come back: one tarball per task (full SST-2's phases apart), the logs in one more.
-for dir in "$WORK"/*/; do
-  task=$(basename "$dir")
-  [ "$task" = data ] && continue
-  parts=("$task"); [ "$task" = "$FULL" ] && parts=("$task/scoring" "$task/compare")
-  for part in "${parts[@]}"; do
-    [ -e "$WORK/$part" ] && tar czf "$OUT/${part//\//-}.tar.gz" --exclude='*.ckpt' --exclude='*.tmp*' -C "$WORK" "$part"
-  done
+parts=()
+for task in $(task_folders); do
+  if [ "$task" = "$FULL" ]; then parts+=("$task/scoring" "$task/compare"); else parts+=("$task"); fi  # full SST-2's phases apart: 16 MiB a file
 done
-stamp "packed: $(cd "$OUT" && ls -s *.tar.gz | tr '\n' ' ')"
-tar czf "$OUT/logs.tar.gz" -C "$OUT" $(cd "$OUT" && ls *.log) && rm "$OUT"/*.log
+pack "${parts[@]}"

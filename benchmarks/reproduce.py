@@ -49,6 +49,8 @@ class Spec:
     eval_sample: int | None = None  # a random sample of n evaluation rows
     test: str | None = None  # a second held-out file every phase-2 fine-tune is also evaluated on
     note: str = ""
+    subsets: str = "winning-ticket,0156"  # the largest automatic subset and the ~3x smaller one of the paper's family
+    methods: str = "hscore,random,ambiguous"  # what the issue asks for; forgetting and el2n are one --methods away
 
 
 SST2_PAPER = {"kept": 0.24, "full": 95.79, "winning_ticket": 95.80}
@@ -58,14 +60,12 @@ TASKS = {
     "cola": Spec("cola/train.jsonl", "cola/validation.jsonl", "mcc"),
     "rte": Spec("rte/train.jsonl", "rte/validation.jsonl", "accuracy"),
     "sst2": Spec("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", paper=SST2_PAPER, test="sst2/test.jsonl"),
-    "sst2-20k": Spec("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", ("stratified", 20_000), SST2_PAPER,
-                     note="a stratified 20,000-row sample; all 67,349 rows would take about 8 h of this 2-core CPU "
-                          "(405 s per 20,000-row epoch on one thread)", test="sst2/test.jsonl"),
     # The data-size curve (issue 20): pandas draws each label's rows as a prefix of one permutation (seed 0), so
-    # these stratified samples are nested: 2,500 in 5,000 in 10,000 in 20,000 (the published sst2-20k).
+    # these stratified samples are nested, 2,500 in 5,000 in 10,000 in 20,000; per size the winning ticket and
+    # random at its size.
     **{f"sst2-{k}": Spec("sst2/train.jsonl", "sst2/validation.jsonl", "accuracy", ("stratified", n), SST2_PAPER,
-                         note=f"a stratified {n:,}-row sample", test="sst2/test.jsonl")
-       for k, n in (("2.5k", 2_500), ("5k", 5_000), ("10k", 10_000))},
+                         note=f"a stratified {n:,}-row sample", test="sst2/test.jsonl", subsets="winning-ticket", methods="hscore,random")
+       for k, n in (("2.5k", 2_500), ("5k", 5_000), ("10k", 10_000), ("20k", 20_000))},
     "arc-easy": Spec("arc_easy/train.jsonl", "arc_easy/validation.jsonl", "accuracy"),
     "openbookqa": Spec("openbookqa/train.jsonl", "openbookqa/test.jsonl", "accuracy"),
     # Only SQuAD v2's validation set exists offline: split by article (hprune split), then a random sample of
@@ -76,8 +76,6 @@ TASKS = {
 }
 SCALING = ["sst2-2.5k", "sst2-5k", "sst2-10k", "sst2-20k", "sst2"]  # the data-size curve: nested samples, then the full task
 PLANNED = ["trec", "cola", "rte", *SCALING, "arc-easy", "squad2-2k"]  # the issues' tasks; results.md lists those not finished
-SUBSETS = "winning-ticket,0156"  # the largest automatic subset and the ~3x smaller one of the paper's family
-METHODS = "hscore,random,ambiguous"  # what the issue asks for; forgetting and el2n are one --methods away
 TABLE_METHODS = ["hscore", "random", "ambiguous", "forgetting", "el2n"]  # columns of the tables; "–" where not run
 
 
@@ -118,7 +116,7 @@ def task_files(task: str, work: Path, data: Path = DATA) -> tuple[Path, Path]:
     return train, evalf
 
 
-def run_task(task: str, work: Path, subsets: str, methods: str, seeds: int, threads: list[str], jobs: int = 1,
+def run_task(task: str, work: Path, subsets: str | None, methods: str | None, seeds: int, threads: list[str], jobs: int = 1,
              data: Path = DATA, model: str | None = None) -> None:
     """Phase 1 then phase 2 of one task. jobs > 1: that many scoring runs and fine-tunes at once, each in
     its own process on one thread: on a small CPU or one GPU, the fastest way through one task."""
@@ -130,8 +128,8 @@ def run_task(task: str, work: Path, subsets: str, methods: str, seeds: int, thre
     _check(hprune(["score", "--train", str(train), "--eval", str(evalf), "--runs", "6", "--epochs", str(spec.epochs),
                    "--out", str(scoring), *parallel, *model_option]))
     _, _, family = load_scoring(scoring)
-    names = nonempty(subsets.split(","), family)
-    _check(hprune(["compare", str(scoring), "--eval", str(evalf), "--subsets", ",".join(names), "--methods", methods,
+    names = nonempty((subsets or spec.subsets).split(","), family)
+    _check(hprune(["compare", str(scoring), "--eval", str(evalf), "--subsets", ",".join(names), "--methods", methods or spec.methods,
                    "--seeds", str(seeds), "--metric", spec.metric, "--task", task, "--out", str(compare), *parallel, *model_option,
                    *(["--test", str(data / spec.test)] if spec.test else [])]))
 
@@ -185,7 +183,7 @@ def publish(task: str, work: Path) -> dict | None:
         "full_finetune_seconds": full["train_seconds"],
         "wt_finetune_seconds": wt_hscore.get("train_seconds"),
         "paper": spec.paper, "warnings": manifest.get("warnings", []),
-        "subsets_not_compared": [n for n in nonempty(SUBSETS.split(","), family) if n not in set(results["subset"])],
+        "subsets_not_compared": [n for n in nonempty(spec.subsets.split(","), family) if n not in set(results["subset"])],
         "phase1_runs_learned": sum(learned(report, r) for r in report["runs"]),
         "phase1_last_eval_accuracy": [r["eval_accuracy"][-1] for r in report["runs"] if r.get("eval_accuracy")],
     }
@@ -358,9 +356,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", default="trec", help=f"comma-separated, from: {', '.join(TASKS)}")
     p.add_argument("--work", default=str(REPO / "runs" / "reproduce"), help="where scorings and comparisons live (not committed)")
-    p.add_argument("--subsets", default=SUBSETS,
-                   help="automatic subsets to compare (empty ones are skipped); 0156 keeps only the middle H values, the ~3x smaller one")
-    p.add_argument("--methods", default=METHODS, help="how each subset's size is filled: hscore (the subset itself) and baselines")
+    p.add_argument("--subsets", help="automatic subsets to compare (empty ones are skipped; default: the task's, "
+                   f"usually {Spec.subsets}); 0156 keeps only the middle H values, the ~3x smaller one")
+    p.add_argument("--methods", help=f"how each subset's size is filled: hscore (the subset itself) and baselines (default: the task's, usually {Spec.methods})")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch threads per process (1 when other jobs share the CPU)")
     p.add_argument("--jobs", type=int, default=1, help="scoring runs and fine-tunes at once, each in its own process on one "

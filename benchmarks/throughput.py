@@ -48,7 +48,7 @@ from hprune.dynamics.record import DynamicsRecorder  # noqa: E402
 from hprune.dynamics.store import FIELDS, RunDynamics  # noqa: E402
 from hprune.engine.models import count_parameters, load_classifier  # noqa: E402
 from hprune.engine.loop import MEGABATCH, fine_tune, predict, seed_everything, setup_torch  # noqa: E402
-from hprune.tasks.classification import encode  # noqa: E402
+from hprune.data import tokenize  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TASKS = ("sst2", "rte")
@@ -210,11 +210,14 @@ class TaskBench:
         self.pairs = [data.pairs[i] for i in rows] if data.pairs else None
         self.labels = data.labels[rows]
         self.tokenizer, self.model = load_classifier(MODEL, data.label_names)
-        self.features = encode(self.tokenizer, self.texts, self.pairs, HF_GLUE["max_length"])
-        self.lengths = np.array([len(f["input_ids"]) for f in self.features])
+        self.lengths = tokenize(self.tokenizer, self.texts, self.pairs, HF_GLUE["max_length"]).lengths()
         # hprune's defaults for this task's full training set (batch 16 below 20k examples), one epoch here.
         self.config = replace(train_config(n_examples=self.full_size, model_parameters=count_parameters(MODEL)), epochs=1)
         self.params = non_embedding_parameters(self.model)
+
+    def head(self, n: int):
+        """The first n examples of the sample, tokenized as scoring does."""
+        return tokenize(self.tokenizer, self.texts[:n], self.pairs[:n] if self.pairs else None, HF_GLUE["max_length"])
 
     def fresh_model(self):
         seed_everything(0)
@@ -282,7 +285,7 @@ class TaskBench:
         setup_torch()
         n = steps * self.config.batch_size
         clock = StepClock(self.lengths[:n], DynamicsRecorder(RunDynamics.empty(1, n)), parity)
-        fine_tune(model or self.fresh_model(), self.tokenizer, self.features[:n], self.labels[:n], replace(self.config, bf16=bf16),
+        fine_tune(model or self.fresh_model(), self.tokenizer, self.head(n), self.labels[:n], replace(self.config, bf16=bf16),
                   seed=0, on_step=clock)
         return clock
 
@@ -394,9 +397,9 @@ def extras(benches: dict[str, TaskBench], data_dir: Path, sizes: Sizes) -> list[
                 f"first step; first step (compiling) {steps.stamps[0] - started:.0f} s"))
     for task, bench in benches.items():
         data = load_data(str(data_dir / task / "validation.jsonl"))
-        features = encode(bench.tokenizer, data.texts, data.pairs, HF_GLUE["max_length"])
+        features = tokenize(bench.tokenizer, data.texts, data.pairs, HF_GLUE["max_length"])
         model = bench.fresh_model()
-        predict(model, bench.tokenizer, features[:64])  # warm-up
+        predict(model, bench.tokenizer, tokenize(bench.tokenizer, data.texts[:64], data.pairs[:64] if data.pairs else None, HF_GLUE["max_length"]))  # warm-up
         rates = {batch: [] for batch in (32, 64, 128, 256)}
         for repeat in range(3):
             for batch in list(rates)[:: 1 if repeat % 2 == 0 else -1]:

@@ -4,6 +4,7 @@ import io
 import json
 from importlib import metadata
 import os
+import re
 
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ from tqdm.auto import tqdm
 
 from conftest import trec_files
 from hprune.cli import main, no_progress_bars
+from hprune.config import DEFAULT_SELECTION
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +122,38 @@ def test_quiet_silences_the_libraries_progress_bars_and_then_restores_them(monke
         assert tqdm(range(3)).disable  # a bar made the way a library makes one, without disable=
         assert os.environ["TQDM_DISABLE"] == "1"  # read by spawned workers when they import tqdm
     assert not tqdm(range(3), file=io.StringIO()).disable and "TQDM_DISABLE" not in os.environ
+
+
+def test_export_at_a_budget_keeps_exactly_round_f_n_rows(scored, capsys):
+    import hprune
+
+    scoring = hprune.load(scored["out"])
+    lines = scored["train"].read_text().splitlines()
+    for option, method, n in ((["--fraction", "0.3"], DEFAULT_SELECTION, 48), (["--size", "25", "--method", "ccs"], "ccs", 25)):
+        out = scored["tmp"] / f"budget-{n}.jsonl"
+        assert main(["export", str(scored["out"]), *option, "--out", str(out)]) == 0
+        assert f"wrote {n} of 160 rows ({n / 160:.1%}, {method} at {n} rows)" in capsys.readouterr().out
+        budget = {"fraction": 0.3} if n == 48 else {"size": 25, "method": "ccs"}
+        ids = scoring.ids(**budget)
+        assert out.read_text().splitlines() == [json.dumps(json.loads(lines[i]), ensure_ascii=False) for i in ids]
+        assert scoring.mask(**budget).sum() == n and len(scoring.select(str(scored["train"]), **budget)) == n
+
+
+def test_train_at_a_budget(scored):
+    out = scored["tmp"] / "train-budget"
+    model = scored["args"][scored["args"].index("--model") + 1]
+    assert main(["train", "--train", str(scored["train"]), "--eval", str(scored["eval"]), "--subset", str(scored["out"]), "--size", "40",
+                 "--method", "random", "--model", model, "--epochs", "1", "--threads", "1", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["metrics"]["train_size"] == 40 and metrics["subset"] == "random at 40 rows"
+
+
+def test_the_help_names_every_method_and_the_default_ones():
+    from hprune.cli import BUDGET_METHODS_HELP, build_parser
+    from hprune.phase2.compare import DEFAULT_METHODS, METHODS
+    from hprune.subsets import BUDGET_METHODS
+
+    assert all(re.search(rf"\b{m}\b", BUDGET_METHODS_HELP) for m in BUDGET_METHODS)
+    compare = build_parser()._subparsers._group_actions[0].choices["compare"]
+    methods_help = next(a.help for a in compare._actions if a.dest == "methods")
+    assert ",".join(DEFAULT_METHODS) in methods_help and all(m in methods_help for m in METHODS)

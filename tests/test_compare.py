@@ -3,6 +3,7 @@ tiny random BERT (scored, compared, repeated from the cache, extended by a seed)
 import dataclasses
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -39,7 +40,7 @@ CHANGES = {
     "fingerprint": {"fingerprint": "c" * 16}, "eval_fingerprint": {"eval_fingerprint": "c" * 16}, "subset": {"subset": "0126"},
     "method": {"method": "ambiguous"}, "other ids": {"ids": np.arange(1, 11)}, "ids reordered": {"ids": np.arange(10)[::-1]},
     "seed": {"seed": 1001}, "model": {"model": "other"}, "test file": {"test_fingerprint": "d" * 16},
-    "model files": {"model_stamp": "e" * 16},
+    "model files": {"model_stamp": "e" * 16}, "rs2 epoch size": {"epoch_size": 5},
     **{f"config.{f.name}": {"config": dataclasses.replace(CONFIG, **{f.name: _changed(getattr(CONFIG, f.name))})}
        for f in dataclasses.fields(TrainConfig)},
 }
@@ -53,7 +54,7 @@ def test_cache_key_changes_with_every_input(change):
 
 def test_no_test_file_and_no_model_stamp_keep_the_keys_of_results_cached_without_them():
     assert cache_key(**BASE) == BASE_KEY
-    assert cache_key(**BASE, test_fingerprint=None, model_stamp=None) == BASE_KEY
+    assert cache_key(**BASE, test_fingerprint=None, model_stamp=None, epoch_size=None) == BASE_KEY
 
 
 def test_a_model_folder_retrained_in_place_gets_a_new_stamp(tmp_path):
@@ -103,6 +104,32 @@ def test_plan_compares_at_equal_size_and_skips_empty_subsets():
     assert notes == ["subset 023 is empty on this data; skipped"] and not any(j.subset == "023" for j in jobs)
     with pytest.raises(HpruneError, match="unknown method 'nope'"):
         plan(scores, subsets, subset_names=None, methods=["nope"], seeds=[1])
+
+
+def test_plan_at_budgets_fills_exact_sizes_and_stands_in_the_nearest_automatic_subset():
+    scores = _scores()  # 90 examples
+    subsets = describe_subsets(scores, 3)
+    methods = ["hscore", "hscore-stratified", "ccs", "random", "rs2"]
+    jobs, notes = plan(scores, subsets, subset_names=None, methods=methods, seeds=[1000, 1001], fractions=[0.3, 0.5])
+    by = {(j.method, j.subset, j.seed): j for j in jobs}
+    assert len(by) == len(jobs)
+    assert {j.subset for j in jobs if j.method not in ("hscore", "full")} == {"30%", "50%"}
+    for label, size in (("30%", 27), ("50%", 45)):
+        for seed in (1000, 1001):
+            for method in ("hscore-stratified", "ccs", "random"):
+                assert len(by[method, label, seed].ids) == size and by[method, label, seed].epoch_size is None
+            rs2 = by["rs2", label, seed]
+            assert rs2.epoch_size == size and len(rs2.ids) == 90  # drawn from every example, a new subset per epoch
+    nearest = {s["name"] for s in subsets if s["size"] > 0}
+    hscore = [j for j in jobs if j.method == "hscore"]
+    assert hscore and {j.subset for j in hscore} <= nearest
+    assert all(len(j.ids) == next(s["size"] for s in subsets if s["name"] == j.subset) for j in hscore)
+    assert any("at 30% (27 examples) hscore is the automatic subset" in n for n in notes)
+    assert not set(by["hscore-stratified", "30%", 1000].ids) == set(by["hscore-stratified", "30%", 1001].ids)  # a fresh draw per seed
+    with_subsets, _ = plan(scores, subsets, subset_names=["winning-ticket"], methods=["rs2"], seeds=[1], fractions=[0.5])
+    assert {(j.method, j.subset, j.epoch_size) for j in with_subsets[1:]} == {("rs2", "winning-ticket", subsets[0]["size"]), ("rs2", "50%", 45)}
+    with pytest.raises(HpruneError, match=re.escape("--fraction 1.2 is outside (0, 1]")):
+        plan(scores, subsets, subset_names=None, methods=["random"], seeds=[1], fractions=[1.2])
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +229,25 @@ def test_extending_with_other_subsets_and_methods_keeps_the_earlier_rows(compare
     assert main(compared["args"]("--out", str(out), "--lr", "2e-3", seeds=1)) == 0
     assert "held a comparison with another config" in capsys.readouterr().out
     assert len(pd.read_csv(out / "results.csv")) == 3
+
+
+def test_compare_at_a_budget_with_rs2_and_the_stratified_rules(compared, tmp_path):
+    out = tmp_path / "budget"
+    args = compared["args"]("--out", str(out), "--fractions", "0.5", seeds=1)
+    k = args.index("--subsets")
+    del args[k:k + 2]
+    args[args.index("hscore,random")] = "hscore,hscore-stratified,ccs,rs2"
+    assert main(args) == 0
+    results = pd.read_csv(out / "results.csv")
+    budget = results[results["subset"] == "50%"]
+    assert sorted(budget["method"]) == ["ccs", "hscore-stratified", "rs2"] and (budget["size"] == 60).all()
+    subsets = json.loads((compared["scoring"] / "subsets.json").read_text())
+    hscore = results[results["method"] == "hscore"]
+    nearest = min((s for s in subsets if s["size"]), key=lambda s: (abs(s["size"] - 60), -s["size"]))
+    assert hscore["subset"].tolist() == [nearest["name"]] and hscore["size"].tolist() == [nearest["size"]]
+    cached = [json.loads(p.read_text()) for p in (out / "cache").glob("*.json")]
+    assert [c.get("epoch_size") for c in cached if c["method"] == "rs2"] == [60]
+    assert "50%" in json.loads((out / "compare.json").read_text())["subsets"]
 
 
 def test_compare_refuses_a_reordered_training_file(compared):

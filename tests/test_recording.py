@@ -14,6 +14,7 @@ from hprune.engine.models import load_classifier
 from hprune.config import TrainConfig
 from hprune.engine.loop import epoch_batches, fine_tune, predict, seed_everything
 from hprune.data import tokenize
+from hprune.subsets import rs2_epochs
 
 
 def test_epoch_batches_cover_every_example_once_and_reshuffle():
@@ -66,6 +67,19 @@ def test_recorded_by_id(tmp_path, tiny_bert, batch_size, grad_accum, length_grou
         np.testing.assert_allclose(dyn.probs[epoch], want["probs"].numpy(), atol=2e-3)
         np.testing.assert_allclose(dyn.margins[epoch], want["margins"].numpy(), atol=1e-2)
         np.testing.assert_array_equal(dyn.correct[epoch].astype(bool), want["correct"].numpy())
+
+
+def test_epoch_rows_train_each_epoch_on_its_own_rows(tmp_path, tiny_bert):
+    """RS2: a new random subset of the same size every epoch, and nothing else trained."""
+    data = load_data(str(head_rows("trec", "train", 40, tmp_path / "trec.jsonl")))
+    tokenizer, model = load_classifier(tiny_bert, data.label_names)
+    features = tokenize(tokenizer, data.texts, None, 64)
+    draws = rs2_epochs(len(data), 12, 3, seed=7)
+    seen = {e: [] for e in range(3)}
+    fit = fine_tune(model, tokenizer, features, data.labels, TrainConfig(epochs=3, lr=0.0, batch_size=5), seed=1, epoch_rows=draws,
+                    on_step=lambda epoch, idx, logits, labels: seen[epoch].extend(idx.tolist()))
+    assert [sorted(seen[e]) for e in range(3)] == [d.tolist() for d in draws]
+    assert len({tuple(d) for d in draws}) == 3 and len(fit["train_loss"]) == 3
 
 
 def test_recording_an_id_twice_in_an_epoch_raises():

@@ -18,7 +18,7 @@ from .dynamics.store import RunDynamics, stack_runs
 from .errors import HpruneError
 from .io import atomic_path, read_json, write_json
 from .scores import score_table
-from .subsets import WINNING_TICKET, describe_subsets, find_subset, subset_mask
+from .subsets import choose, describe_subsets
 from .tasks import load_task_data, task_of
 
 SCORES_FILE, SUBSETS_FILE, MANIFEST_FILE = "scores.parquet", "subsets.json", "manifest.json"
@@ -42,25 +42,26 @@ class Scoring:
     def warnings(self) -> list[str]:
         return self.manifest.get("warnings", [])
 
-    def ids(self, name: str = WINNING_TICKET) -> np.ndarray:
-        """The example ids (rows of the scored data) that subset `name` keeps (a name or a removed-H code)."""
-        removed = find_subset(self.subsets, name)["removed_h"]
-        return self.scores["example_id"].to_numpy()[subset_mask(self.scores["h_score"].to_numpy(), removed)]
+    def ids(self, name: str | None = None, *, fraction: float | None = None, size: int | None = None, method: str | None = None) -> np.ndarray:
+        """The example ids (rows of the scored data) kept by automatic subset `name` (a name or a removed-H code;
+        default the winning ticket), or by a budget: `fraction` of the rows or `size` rows, picked by `method`
+        (default config.DEFAULT_SELECTION; subsets.BUDGET_METHODS lists them)."""
+        return choose(self.scores, self.subsets, name=name, fraction=fraction, size=size, method=method)[0]
 
-    def mask(self, name: str = WINNING_TICKET) -> np.ndarray:
-        """True for the rows of the scored data that subset `name` keeps."""
+    def mask(self, name: str | None = None, **budget) -> np.ndarray:
+        """True for the rows of the scored data that `ids(name, **budget)` keeps."""
         keep = np.zeros(self.manifest["n_examples"], dtype=bool)
-        keep[self.ids(name)] = True
+        keep[self.ids(name, **budget)] = True
         return keep
 
-    def select(self, data, name: str = WINNING_TICKET, *, allow_fingerprint_mismatch: bool = False):
-        """The rows of `data` that subset `name` keeps, as the same type: a pandas DataFrame, a `datasets.Dataset`
+    def select(self, data, name: str | None = None, *, allow_fingerprint_mismatch: bool = False, **budget):
+        """The rows of `data` that `ids(name, **budget)` keeps, as the same type: a pandas DataFrame, a `datasets.Dataset`
         or a list of dicts (a path gives a DataFrame of the file's rows). `data` must be the scored data, in
         the scored order (the fingerprint is checked)."""
+        ids = self.ids(name, **budget)
         loaded = load_scored_data(self.manifest, data)
         if check_fingerprint(self.manifest, loaded, allow_mismatch=allow_fingerprint_mismatch):
             warnings.warn(f"{loaded.source} is not the data that was scored; applying the scores row by row", stacklevel=2)
-        ids = self.ids(name)
         if isinstance(data, pd.DataFrame):
             return data.iloc[ids]
         if isinstance(data, list):
@@ -165,13 +166,14 @@ def check_fingerprint(manifest: dict, data: LabelledData, *, allow_mismatch: boo
     return True
 
 
-def subset_ids(scoring_dir: str | Path, name: str, data, *, allow_mismatch: bool = False) -> tuple[np.ndarray, dict, str | None]:
-    """The example ids of subset `name` of a finished scoring, applied to `data` (fingerprint checked), the
-    subset's description, and the scored data's fingerprint when `data` differs from it (let through by
-    `allow_mismatch`), else None."""
+def subset_ids(scoring_dir: str | Path, name: str | None, data, *, allow_mismatch: bool = False, **budget) -> tuple[np.ndarray, str, str | None]:
+    """The example ids that automatic subset `name` or a budget (`fraction`, `size`, `method`: Scoring.ids) keeps
+    in a finished scoring, applied to `data` (fingerprint checked); the choice in words; and the scored data's
+    fingerprint when `data` differs from it (let through by `allow_mismatch`), else None."""
     scoring = load(scoring_dir)
+    ids, chosen = choose(scoring.scores, scoring.subsets, name=name, **budget)
     mismatch = check_fingerprint(scoring.manifest, data, allow_mismatch=allow_mismatch)
-    return scoring.ids(name), find_subset(scoring.subsets, name), scoring.manifest["fingerprint"] if mismatch else None
+    return ids, chosen, scoring.manifest["fingerprint"] if mismatch else None
 
 
 def finished_scoring(out: Path, identity: dict) -> dict | None:

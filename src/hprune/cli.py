@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import MODEL_HELP, TASK_TYPES, TRAIN_OPTIONS, ScoreConfig, TrainConfig, option_help
+from .config import COMPARE_METHODS, DEFAULT_SELECTION, MODEL_HELP, TASK_TYPES, TRAIN_OPTIONS, ScoreConfig, TrainConfig, option_help
 from .errors import HpruneError
 
 EPILOG = "Docs: README.md. Every subcommand has --help."
@@ -62,6 +62,18 @@ def _add_data_options(p) -> None:
     g.add_argument("--text-column", help="column with the text (default: text, sentence, or the first of a pair)")
     g.add_argument("--text-pair-column", help="column with the second text of a pair task")
     g.add_argument("--label-column", help="column with the label (default: label)")
+
+
+# Static, so that `--help` need not import pandas; tests/test_cli.py checks it names every method of subsets.BUDGET_METHODS.
+BUDGET_METHODS_HELP = ("hscore-stratified, hscore-joint (H strata within each class, or per H and class), ccs (AUM strata), random, "
+                       "or a ranking: ambiguous, hard, easy, forgetting, el2n, aum")
+
+
+def _add_budget_options(p, what: str) -> None:
+    g = p.add_argument_group(f"a budget instead of a named subset ({what})")
+    g.add_argument("--fraction", type=float, help="keep this share of the rows, 0 < F <= 1: round(F x N) of them")
+    g.add_argument("--size", type=_positive_int, help="keep this many rows")
+    g.add_argument("--method", help=f"how the budget is filled (default {DEFAULT_SELECTION}): {BUDGET_METHODS_HELP}; README: A size you choose")
 
 
 # How each TrainConfig field is read from the command line; its help and default come from hprune.config.
@@ -152,14 +164,16 @@ def cmd_subsets(args) -> int:
     return 0
 
 
-def _subset_ids(scoring_dir: str, name: str, data, allow_mismatch: bool):
+def _subset_ids(scoring_dir: str, name: str | None, data, args):
+    """The rows a subset name or the budget options (--fraction, --size, --method) keep, and the choice in words."""
     from .artifacts import subset_ids
 
-    ids, subset, scored = subset_ids(scoring_dir, name, data, allow_mismatch=allow_mismatch)
+    ids, chosen, scored = subset_ids(scoring_dir, name, data, allow_mismatch=args.allow_fingerprint_mismatch,
+                                     fraction=args.fraction, size=args.size, method=args.method)
     if scored is not None:
         print(f"warning: {data.source} (fingerprint {data.fingerprint}) is not the data that was scored (fingerprint {scored}); "
               "applying the scores row by row as --allow-fingerprint-mismatch asks", file=sys.stderr)
-    return ids, subset
+    return ids, chosen
 
 
 def cmd_export(args) -> int:
@@ -177,13 +191,13 @@ def cmd_export(args) -> int:
     data = load_scored_data(manifest, args.train)
     if Path(data.source).expanduser().resolve() == out.expanduser().resolve():
         raise HpruneError(f"--out {out} is the training file itself; write the subset to a new file")
-    ids, subset = _subset_ids(args.dir, args.subset, data, args.allow_fingerprint_mismatch)
+    ids, chosen = _subset_ids(args.dir, args.subset, data, args)
     try:
         with atomic_path(out, folder=fmt == DATASET_FOLDER) as tmp:
             write_rows(data, ids, tmp, fmt)
     except OSError as e:
         raise HpruneError(f"cannot write {out} ({why_not_writable(out, e)}); choose another --out") from None
-    print(f"wrote {len(ids)} of {len(data)} rows ({len(ids) / len(data):.1%}, subset {subset['name']}) to {out}")
+    print(f"wrote {len(ids)} of {len(data)} rows ({len(ids) / len(data):.1%}, {chosen}) to {out}")
     return 0
 
 
@@ -195,14 +209,14 @@ def cmd_train(args) -> int:
     train = _load(args, args.train)
     eval_data = _load(args, args.eval, like=train)
     ids, subset_name = None, "full"
+    budget = args.fraction is not None or args.size is not None
+    if budget and not args.subset:
+        raise HpruneError("--fraction and --size choose rows of a scoring; give its folder too: --subset DIR")
     if args.subset:
-        scoring_dir, _, name = args.subset.rpartition(":")
-        if not scoring_dir or not name:
-            raise HpruneError(f"--subset {args.subset!r} must be DIR:NAME, e.g. runs/trec:winning-ticket")
-        ids, subset = _subset_ids(scoring_dir, name, train, args.allow_fingerprint_mismatch)
-        subset_name = subset["name"]
+        scoring_dir, name = _scoring_and_name(args.subset, budget)
+        ids, subset_name = _subset_ids(scoring_dir, name, train, args)
         if len(ids) == 0:
-            raise HpruneError(f"subset {subset_name} of {scoring_dir} is empty; pick a larger one from `hprune subsets {scoring_dir}`")
+            raise HpruneError(f"{subset_name} of {scoring_dir} is empty; pick a larger one from `hprune subsets {scoring_dir}`")
     _warn_if_bf16_is_slow(args)
     metrics = finetune(train, eval_data, model=args.model, rows=ids, subset=subset_name, seed=args.seed, out_dir=args.out,
                        paper_settings=args.paper_settings, threads=args.threads, progress=not args.quiet, **_training_options(args))
@@ -210,6 +224,23 @@ def cmd_train(args) -> int:
     print(f"{subset_name}: {metrics['train_size']} examples, {scores}, "
           f"trained in {metrics['train_seconds']:.0f} s -> {Path(args.out) / METRICS_FILE}")
     return 0
+
+
+def _scoring_and_name(spec: str, budget: bool) -> tuple[str, str | None]:
+    """`train --subset`: DIR:NAME names an automatic subset; with a budget, DIR alone names the scoring."""
+    if budget and Path(spec).is_dir():
+        return spec, None
+    scoring_dir, _, name = spec.rpartition(":")
+    if not scoring_dir or not name:
+        raise HpruneError(f"--subset {spec!r} must be DIR:NAME, e.g. runs/trec:winning-ticket (with --fraction or --size: DIR)")
+    return scoring_dir, name
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        return [float(x) for x in _comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.3,0.5,0.7, got {text!r}") from None
 
 
 def _comma_list(text: str) -> list[str]:
@@ -234,7 +265,7 @@ def cmd_compare(args) -> int:
         subsets=args.subsets, methods=args.methods, n_seeds=args.seeds, first_seed=args.first_seed,
         class_balanced=args.class_balanced, metric=metric, task=args.task,
         allow_fingerprint_mismatch=args.allow_fingerprint_mismatch, threads=args.threads, parallel=args.jobs, progress=not args.quiet,
-        test_source=args.test,
+        test_source=args.test, fractions=args.fractions,
     )
     print(format_summary(summary, metric))
     print(f"-> {args.out}: results.csv, summary.csv, report.md, report.html")
@@ -292,8 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write the pruned training set (rows and columns unchanged)")
     p.add_argument("dir", help="a folder written by `hprune score`")
-    p.add_argument("--subset", default="winning-ticket", help="subset name from `hprune subsets` (default winning-ticket)")
+    p.add_argument("--subset", help="subset name from `hprune subsets` (default winning-ticket, unless a budget is given)")
     p.add_argument("--out", required=True, help="output file; its extension picks the format (.jsonl .csv .tsv .parquet)")
+    _add_budget_options(p, "no --subset")
     p.add_argument("--train", help="the scored training data (default: the path recorded in the manifest)")
     p.add_argument("--allow-fingerprint-mismatch", action="store_true", help="apply the scores even if the data differs from what was scored")
     p.set_defaults(func=cmd_export)
@@ -303,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "correlation; multiple choice: accuracy; extractive QA: exact match and F1; timings).")
     p.add_argument("--train", required=True, help="training data")
     p.add_argument("--eval", required=True, help="evaluation data")
-    p.add_argument("--subset", help="DIR:NAME, a subset of a scoring folder (default: the full training set)")
+    p.add_argument("--subset", help="DIR:NAME, a subset of a scoring folder, or DIR with --fraction or --size (default: the full training set)")
+    _add_budget_options(p, "--subset DIR")
     p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     p.add_argument("--out", required=True, help="output folder for metrics.json")
     p.add_argument("--allow-fingerprint-mismatch", action="store_true", help="apply the subset even if the data differs from what was scored")
@@ -325,8 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", help="the scored training data (default: the path recorded in the manifest)")
     p.add_argument("--subsets", type=_comma_list, help="comma-separated subset names or codes, e.g. winning-ticket,0126 "
                    "(default: the paper's family when R = 6, else every subset)")
-    p.add_argument("--methods", type=_comma_list, help="comma-separated: hscore (the subset itself) and baselines at its size: "
-                   "random, ambiguous, hard, easy, forgetting, el2n, aum (default hscore,random,ambiguous,forgetting,el2n,aum)")
+    p.add_argument("--fractions", type=_fractions, help="comma-separated budgets, e.g. 0.3,0.5,0.7: each fills round(F x N) rows by "
+                   "every method; hscore there is the automatic subset nearest in size (without --subsets: no automatic subsets besides)")
+    p.add_argument("--methods", type=_comma_list, help="comma-separated: hscore (the subset itself) and, at its size, rs2 (a new random "
+                   f"subset every epoch), {BUDGET_METHODS_HELP} (default {','.join(COMPARE_METHODS)})")
     p.add_argument("--seeds", type=_positive_int, default=3, help="fine-tunes per (subset, method) and of the full set, "
                    "by default with seeds 1000, 1001, ...: never those of the scoring runs (default 3)")
     p.add_argument("--first-seed", type=_seed, help="seed of the first of them; the k-th uses first + k (default 1000, or past the "

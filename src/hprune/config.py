@@ -123,6 +123,17 @@ class ScoreConfig:
         return {"model": self.model, "runs": self.runs, "seed": self.seed, "seeds": self.seeds(), **self.train.to_dict(), **cheap}
 
 
+# What `hprune compare` fills each subset's size with when --methods is not given ("hscore": the subset
+# itself); the budget rules (DEFAULT_SELECTION's kind) join once docs/budget.md shows one beating random.
+COMPARE_METHODS = ("hscore", "random", "ambiguous", "forgetting", "el2n", "aum")
+# Selection at a budget (--fraction / --size): the rule used when no --method is given. One of
+# subsets.BUDGET_METHODS; set from the measurements in docs/budget.md.
+DEFAULT_SELECTION = "hscore-stratified"
+# The stratified rules (CCS, Zheng et al. ICLR 2023) first cut the hardest examples, likely mislabelled:
+H0_CUT = 0.5  # hscore-*: this share of the H = 0 examples, those of lowest confidence
+CCS_HARD_CUT = 0.05  # ccs: this share of all examples, those of lowest AUM
+CCS_STRATA = 50  # ccs: equal-width strata over the AUM range (CCS's k)
+
 CACHE_DIR_ENV = "HPRUNE_CACHE_DIR"
 
 

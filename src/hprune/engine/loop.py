@@ -94,6 +94,7 @@ def fine_tune(
     world: World | None = None,
     task: Task | None = None,
     stop_after: int | None = None,
+    epoch_rows: list[np.ndarray] | None = None,
 ) -> dict:
     """Fine-tune `model` in place. `on_step(epoch, example_idx, logits, labels)` sees every micro-batch;
     `on_epoch_end(epoch, state)` gets the state a resume needs (model, optimizer, scheduler, RNG).
@@ -107,7 +108,8 @@ def fine_tune(
     `task` (hprune.tasks; default classification) collates, runs the head and gives the loss: for a
     multiple-choice or QA head, `features` are its features, `labels` their targets and `example_idx`
     feature indices. `stop_after` ends training after that many epochs of the `config.epochs` schedule (the
-    learning rate still follows the whole schedule): a scoring's prefix at a fraction of the cost."""
+    learning rate still follows the whole schedule): a scoring's prefix at a fraction of the cost. `epoch_rows`: the
+    feature indices trained in each epoch (RS2 draws a new subset every epoch); None: every feature, every epoch."""
     from transformers import get_linear_schedule_with_warmup
 
     task = task or get_task(None)
@@ -118,9 +120,12 @@ def fine_tune(
     weight = None
     if config.class_weight == "balanced" and task.name == "classification":  # per-class weights are a classifier's
         weight = torch.as_tensor(balanced_class_weights(np.asarray(labels), model.config.num_labels), dtype=torch.float32, device=device)
-    local_batches = micro_batches_per_epoch(len(features), config.batch_size, world.size)
-    steps_per_epoch = -(-local_batches // config.grad_accum)
-    total_steps = steps_per_epoch * config.epochs
+
+    def rows_of(epoch: int) -> np.ndarray:
+        return np.arange(len(features)) if epoch_rows is None else np.asarray(epoch_rows[epoch])
+
+    total_steps = sum(-(-micro_batches_per_epoch(len(rows_of(e)), config.batch_size, world.size) // config.grad_accum)
+                      for e in range(config.epochs))
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
     groups = [
         {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
@@ -149,7 +154,8 @@ def fine_tune(
     losses, started = [], time.perf_counter()
     n_seen = 0
     for epoch in range(start_epoch, min(config.epochs, stop_after or config.epochs)):
-        batches = epoch_batches(lengths, config.batch_size, seed=seed, epoch=epoch, length_grouped=config.length_grouped)
+        rows = rows_of(epoch)
+        batches = [rows[b] for b in epoch_batches(lengths[rows], config.batch_size, seed=seed, epoch=epoch, length_grouped=config.length_grouped)]
         steps = shard_batches(batches, config.grad_accum, world)
         bar = progress_bar(steps, desc=f"{progress or 'train'} epoch {epoch + 1}/{config.epochs}", disable=progress is None or not world.is_main)
         epoch_loss, epoch_seen = 0.0, 0
@@ -174,7 +180,7 @@ def fine_tune(
                 epoch_seen += len(idx)
         epoch_loss, epoch_seen = all_sum(world, [epoch_loss, epoch_seen])
         n_seen += epoch_seen
-        losses.append(epoch_loss / len(features))
+        losses.append(epoch_loss / len(rows))
         if on_epoch_end is not None:
             on_epoch_end(
                 epoch,

@@ -23,7 +23,7 @@ from ..engine.progress import progress_bar
 from ..engine.models import check_model, load_model, recorded_name, train_config_for
 from ..errors import HpruneError
 from ..io import ensure_writable, remove_stale_temps, write_json
-from ..subsets import WINNING_TICKET, subset_family
+from ..subsets import subset_family
 from ..tasks import as_task_data, task_of
 from .run import RunInputs, score_run
 
@@ -125,9 +125,10 @@ class HScorer:
             if created:
                 torch.distributed.destroy_process_group()
 
-    def get_support(self, name: str = WINNING_TICKET):
-        """True for the rows of the fitted data that subset `name` keeps (a name from `subsets_`, or a removed-H code)."""
-        return self.scoring_.mask(name)
+    def get_support(self, name: str | None = None, **budget):
+        """True for the rows of the fitted data that subset `name` keeps (a name from `subsets_`, or a removed-H code;
+        default the winning ticket), or a budget: `fraction=` or `size=`, with `method=` (Scoring.ids)."""
+        return self.scoring_.mask(name, **budget)
 
     def _fit_locked(self, train: LabelledData, eval_data: LabelledData | None) -> "HScorer":
         out = Path(self.out_dir) if self.out_dir is not None else None

@@ -1,6 +1,7 @@
 """Phase 2 at equal size: fine-tune the full set, each automatic subset ("hscore") and each baseline at
-that subset's size, with several seeds, and evaluate. Every fine-tune's result is cached under a key of
-everything that determines it, so an interrupted or extended comparison trains only what is missing."""
+that subset's size or at a budget (a fraction of the rows), with several seeds, and evaluate. Every
+fine-tune's result is cached under a key of everything that determines it, so an interrupted or extended
+comparison trains only what is missing."""
 from __future__ import annotations
 
 import hashlib
@@ -14,22 +15,23 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import check_fingerprint, load_scored_data, load_scoring
-from ..config import TrainConfig
+from ..config import COMPARE_METHODS, TrainConfig
 from ..data import LabelledData
 from ..engine.models import model_files_stamp, recorded_name
 from ..errors import HpruneError
 from ..io import atomic_path, ensure_writable, read_json, write_json
 from ..metrics import TEST_PREFIX
 from ..reports import FULL, summarize, write_report
-from ..subsets import SELECTION_METHODS, find_subset, select, subset_mask
+from ..subsets import BUDGET_METHODS, budget_size, find_subset, nearest_subset, select, subset_mask
 from ..tasks import get_task, task_of
 from .finetune import train_and_evaluate
 
 log = logging.getLogger(__name__)  # progress and notes; the CLI shows them as plain lines
 
 HSCORE = "hscore"
-METHODS = (HSCORE, *SELECTION_METHODS)
-DEFAULT_METHODS = (HSCORE, "random", "ambiguous", "forgetting", "el2n", "aum")
+RS2 = "rs2"  # a new random subset of the size every epoch (subsets.rs2_epochs): no scoring, the same example-steps
+METHODS = (HSCORE, RS2, *BUDGET_METHODS)
+DEFAULT_METHODS = COMPARE_METHODS
 # Phase 2 wants seeds the scoring runs never used (they use 0..R-1 by default), as the paper does.
 FIRST_SEED = 1000
 RESULTS_FILE, SUMMARY_FILE, COMPARE_FILE, CACHE_DIR = "results.csv", "summary.csv", "compare.json", "cache"
@@ -48,12 +50,14 @@ def tested_metrics(metrics: tuple[str, ...], tested: bool) -> tuple[str, ...]:
 
 @dataclass
 class Job:
-    """One fine-tune of a comparison: which examples (picked by which method), with which seed."""
+    """One fine-tune of a comparison: which examples (picked by which method), with which seed; with `epoch_size`,
+    a new random subset of that size of `ids` every epoch (RS2)."""
 
     method: str
     subset: str
     ids: np.ndarray
     seed: int
+    epoch_size: int | None = None
 
 
 def phase2_seeds(n: int, scoring_seeds: list[int], first: int | None = None) -> list[int]:
@@ -63,39 +67,59 @@ def phase2_seeds(n: int, scoring_seeds: list[int], first: int | None = None) -> 
     return list(range(first, first + n))
 
 
-def plan(scores: pd.DataFrame, subsets: list[dict], *, subset_names: list[str] | None, methods: list[str],
-         seeds: list[int], class_balanced: bool = False) -> tuple[list[Job], list[str]]:
-    """The full set, then every (subset, method) from the largest subset down, each with every seed.
+def budget_label(fraction: float) -> str:
+    """The subset column's name for a budget: 0.3 -> "30%"."""
+    return f"{100 * fraction:g}%"
 
-    Without `subset_names`: the paper's family when R = 6, else the whole family. Empty subsets are
-    skipped; the second value says which.
+
+def plan(scores: pd.DataFrame, subsets: list[dict], *, subset_names: list[str] | None, methods: list[str],
+         seeds: list[int], class_balanced: bool = False, fractions: list[float] | None = None) -> tuple[list[Job], list[str]]:
+    """The full set, then every target from the largest down, each filled by every method with every seed.
+
+    Targets: the named automatic subsets (without names: none when `fractions` are given, else the paper's
+    family when R = 6, else the whole family) and a budget per fraction (round(fraction x N) examples). At a
+    budget, hscore is the automatic subset nearest in size, under its own name. Empty subsets are skipped;
+    the second value says which, and which subset stood in for each budget.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise HpruneError(f"unknown method {', '.join(map(repr, unknown))}; choose from: {', '.join(METHODS)}")
-    chosen = [find_subset(subsets, n) for n in subset_names] if subset_names else [s for s in subsets if s.get("paper")] or subsets
+    if subset_names:
+        chosen = [find_subset(subsets, n) for n in subset_names]
+    else:
+        chosen = [] if fractions else [s for s in subsets if s.get("paper")] or subsets
     all_ids, h = scores["example_id"].to_numpy(), scores["h_score"].to_numpy()
+    targets = [(s["name"], s["size"], s) for s in {s["name"]: s for s in chosen}.values()]
+    targets += [(budget_label(f), budget_size(len(scores), fraction=f), None) for f in fractions or []]
     jobs, notes = [Job(FULL, FULL, all_ids, seed) for seed in seeds], []
-    for s in sorted({s["name"]: s for s in chosen}.values(), key=lambda s: -s["size"]):
-        if s["size"] == 0:
-            notes.append(f"subset {s['name']} is empty on this data; skipped")
+    for label, size, subset in sorted(targets, key=lambda t: -t[1]):
+        if size == 0:
+            notes.append(f"subset {label} is empty on this data; skipped")
             continue
+        if subset is None and HSCORE in methods:
+            subset = nearest_subset(subsets, size)
+            notes.append(f"at {label} ({size} examples) hscore is the automatic subset {subset['name']} ({subset['size']} examples), the nearest in size")
         for method in methods:
-            for seed in seeds:  # "random" draws a fresh subset per seed; the other methods are deterministic
-                ids = all_ids[subset_mask(h, s["removed_h"])] if method == HSCORE else select(scores, method, s["size"], class_balanced=class_balanced, seed=seed)
-                jobs.append(Job(method, s["name"], ids, seed))
-    return jobs, notes
+            for seed in seeds:  # "random", rs2 and the stratified rules draw afresh per seed; the other methods are deterministic
+                if method == HSCORE:
+                    jobs.append(Job(HSCORE, subset["name"], all_ids[subset_mask(h, subset["removed_h"])], seed))
+                elif method == RS2:
+                    jobs.append(Job(RS2, label, all_ids, seed, epoch_size=size))
+                else:
+                    jobs.append(Job(method, label, select(scores, method, size, class_balanced=class_balanced, seed=seed), seed))
+    return list({(j.method, j.subset, j.seed): j for j in jobs}.values()), notes  # a subset nearest to two budgets trains once
 
 
 def cache_key(*, fingerprint: str, eval_fingerprint: str, subset: str, method: str, ids: np.ndarray, seed: int,
-              model: str, config: TrainConfig, test_fingerprint: str | None = None, model_stamp: str | None = None) -> str:
+              model: str, config: TrainConfig, test_fingerprint: str | None = None, model_stamp: str | None = None,
+              epoch_size: int | None = None) -> str:
     """sha256 of everything that determines a fine-tune's result; the example ids in training order.
-    The test file and a local model's files stamp enter only when there are some, so results cached
-    without them (the aliases, hub names, no test file) keep their keys."""
+    The test file, a local model's files stamp and RS2's per-epoch size enter only when there are some, so
+    results cached without them (the aliases, hub names, no test file, static subsets) keep their keys."""
     ids_digest = hashlib.sha256(np.asarray(ids, dtype="<i8").tobytes()).hexdigest()
     parts = {"fingerprint": fingerprint, "eval_fingerprint": eval_fingerprint, "subset": subset, "method": method,
              "ids": ids_digest, "seed": seed, "model": model, "config": config.to_dict()}
-    optional = {"test_fingerprint": test_fingerprint, "model_stamp": model_stamp}
+    optional = {"test_fingerprint": test_fingerprint, "model_stamp": model_stamp, "epoch_size": epoch_size}
     parts.update({k: v for k, v in optional.items() if v is not None})
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -115,7 +139,7 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
     def cache_path(job: Job) -> Path:
         key = cache_key(fingerprint=train.fingerprint, eval_fingerprint=eval_data.fingerprint, subset=job.subset,
                         method=job.method, ids=job.ids, seed=job.seed, model=model, config=config,
-                        test_fingerprint=test_fingerprint, model_stamp=model_stamp)
+                        test_fingerprint=test_fingerprint, model_stamp=model_stamp, epoch_size=job.epoch_size)
         return cache_dir / f"{key}.json"
 
     paths = [cache_path(j) for j in jobs]
@@ -125,6 +149,7 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
 
     def finished(done: int, job: Job, path: Path, metrics: dict) -> None:
         write_json(path, {"method": job.method, "subset": job.subset, "seed": job.seed, "model": model,
+                          **({"epoch_size": job.epoch_size} if job.epoch_size else {}),
                           "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint,
                           **({"test_fingerprint": test_fingerprint} if test_fingerprint else {}),
                           "config": config.to_dict(), "metrics": metrics})
@@ -141,14 +166,15 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
         # spawn: fresh workers, never a fork of a process whose torch threads are already running
         with ProcessPoolExecutor(min(parallel, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(train_and_evaluate, model, train, eval_data, config, seed=job.seed, example_ids=job.ids,
-                                   threads=per_job, test_data=test_data): (job, path) for job, path in todo}
+                                   threads=per_job, test_data=test_data, epoch_size=job.epoch_size): (job, path) for job, path in todo}
             for done, future in enumerate(as_completed(futures), 1):
                 finished(done, *futures[future], future.result())
     else:
         for done, (job, path) in enumerate(todo, 1):
             label = f"[{done}/{len(todo)}] {job.method} {job.subset} seed {job.seed}"
             finished(done, job, path, train_and_evaluate(model, train, eval_data, config, seed=job.seed, example_ids=job.ids,
-                                                         progress=label if progress else None, threads=threads, test_data=test_data))
+                                                         progress=label if progress else None, threads=threads, test_data=test_data,
+                                                         epoch_size=job.epoch_size))
     rows = []
     for job, path in zip(jobs, paths):
         m = read_json(path)["metrics"]
@@ -162,13 +188,13 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
             model: str | None = None, subsets: list[str] | None = None, methods: list[str] | None = None,
             n_seeds: int = 3, first_seed: int | None = None, class_balanced: bool = False, metric: str | None = None,
             task: str | None = None, allow_fingerprint_mismatch: bool = False, threads: int | None = None,
-            parallel: int = 1, progress: bool = True, test_source: str | None = None) -> pd.DataFrame:
+            parallel: int = 1, progress: bool = True, test_source: str | None = None, fractions: list[float] | None = None) -> pd.DataFrame:
     """Run (or complete) a comparison into `out`: results.csv, summary.csv, compare.json and the report.
 
     `model` defaults to the scoring's model, `methods` to DEFAULT_METHODS, `task` to the scoring folder's
     name, `metric` to the task's (accuracy; F1 for extractive QA). `test_source`: a second held-out file
     every fine-tune is evaluated on too (results.csv gets `test_` columns); the report stays on `eval_source`,
-    the one to choose subsets and settings by. Returns the summary.
+    the one to choose subsets and settings by. `fractions`: budgets to compare at (plan()). Returns the summary.
     """
     manifest, scores, family = load_scoring(scoring_dir)
     metric = check_metric(manifest.get("task_type"), metric)
@@ -177,13 +203,13 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
         log.warning(f"{train.source} is not the data that was scored; comparing anyway (--allow-fingerprint-mismatch)")
     eval_data = load_scored_data(manifest, eval_source, label_names=train.label_names)
     test_data = load_scored_data(manifest, test_source, label_names=train.label_names) if test_source else None
-    out = Path(out)
-    ensure_writable(out)
-    model = recorded_name(model or manifest["config"]["model"])
     methods = list(methods or DEFAULT_METHODS)
-    task = task or Path(scoring_dir).resolve().name
     seeds = phase2_seeds(n_seeds, manifest["config"]["seeds"], first_seed)
-    jobs, notes = plan(scores, family, subset_names=subsets, methods=methods, seeds=seeds, class_balanced=class_balanced)
+    jobs, notes = plan(scores, family, subset_names=subsets, methods=methods, seeds=seeds, class_balanced=class_balanced, fractions=fractions)
+    out = Path(out)
+    ensure_writable(out)  # only now, so that a bad input leaves nothing behind
+    model = recorded_name(model or manifest["config"]["model"])
+    task = task or Path(scoring_dir).resolve().name
     for note in notes:
         log.info(f"note: {note}")
     results = run_jobs(jobs, train, eval_data, model=model, config=config, cache_dir=out / CACHE_DIR, task=task, metric=metric,

@@ -13,6 +13,7 @@ from ..engine.models import check_model, load_model, recorded_name, train_config
 from ..errors import HpruneError
 from ..io import ensure_writable, write_json
 from ..metrics import TEST_PREFIX
+from ..subsets import rs2_epochs
 from ..tasks import as_task_data, task_of
 
 METRICS_FILE = "metrics.json"
@@ -29,10 +30,13 @@ def train_and_evaluate(
     progress: str | None = None,
     threads: int | None = None,
     test_data: LabelledData | None = None,
+    epoch_size: int | None = None,
 ) -> dict:
     """Fine-tune on `example_ids` of `train` (all rows when None); the task's metrics on `eval_data`
     (classification: accuracy, macro F1, MCC; multiple choice: accuracy; QA: exact, f1) and timings;
-    with `test_data`, the same metrics on it too, prefixed `test_`, from the same fine-tuned model."""
+    with `test_data`, the same metrics on it too, prefixed `test_`, from the same fine-tuned model.
+    With `epoch_size`, each epoch trains on a new random `epoch_size` of those examples (RS2: subsets.rs2_epochs),
+    and `train_size` is that size: the example-steps of a static subset of it."""
     setup_torch(threads)
     seed_everything(seed)
     task = task_of(train)
@@ -40,7 +44,10 @@ def train_and_evaluate(
     model.to(default_device())
     ids = train.example_ids if example_ids is None else np.asarray(example_ids, dtype=np.int64)
     encoded = task.encode(tokenizer, train, config.max_length, ids=ids)
-    fit = fine_tune(model, tokenizer, encoded.features, encoded.targets, config, seed=seed, progress=progress, task=task)
+    epoch_rows = None
+    if epoch_size is not None:  # the drawn examples' features (a long QA context has several)
+        epoch_rows = [np.flatnonzero(np.isin(encoded.example_index, drawn)) for drawn in rs2_epochs(len(ids), epoch_size, config.epochs, seed=seed)]
+    fit = fine_tune(model, tokenizer, encoded.features, encoded.targets, config, seed=seed, progress=progress, task=task, epoch_rows=epoch_rows)
 
     def metrics_on(data: LabelledData) -> dict[str, float]:
         return evaluate(task, model, tokenizer, data, task.encode(tokenizer, data, config.max_length), bf16=config.bf16)
@@ -51,7 +58,7 @@ def train_and_evaluate(
         metrics.update({f"{TEST_PREFIX}{k}": v for k, v in metrics_on(test_data).items()})
     return {
         **metrics,
-        "train_size": int(len(ids)),
+        "train_size": int(len(ids) if epoch_size is None else epoch_size),
         "train_seconds": round(fit["train_seconds"], 2),
         "eval_seconds": round(time.perf_counter() - started, 2),
         "train_loss": [round(x, 4) for x in fit["train_loss"]],

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import head_rows
 from hprune.cli import main
+from hprune.io import file_digest
 
 ROW = '{"text": "What is a fish ?", "label": "DESC"}\n'
 ROWS = ROW + '{"text": "Who was Nero ?", "label": "HUM"}\n'
@@ -52,6 +53,8 @@ def _spoilt_scoring(how: str):
             scores = pd.read_parquet(d / "scores.parquet").assign(h_score=0)
             scores.to_parquet(d / "scores.parquet", index=False)
             (d / "subsets.json").write_text(json.dumps(describe_subsets(scores, manifest["config"]["runs"])))
+            rewritten = {name: file_digest(d / name) for name in ("scores.parquet", "subsets.json")}  # as if hprune wrote them
+            (d / "manifest.json").write_text(json.dumps({**manifest, "files": {**manifest["files"], **rewritten}}))
     return make
 
 
@@ -149,7 +152,7 @@ CASES = [
      ["export", "{scored}", "--train", "{in}/r.jsonl", "--out", "{out}/s.jsonl", "--allow-fingerprint-mismatch"],
      "has 2 rows (fingerprint"),
     ("export: unknown output format", {}, ["export", "{scored}", "--out", "{out}/s.xlsx"], "unknown output format '.xlsx'"),
-    ("export: --out under a regular file", {"f": "x"}, ["export", "{scored}", "--out", "{in}/f/s.jsonl"], "cannot write {in}/f/s.jsonl ({in}/f is a file)"),
+    ("export: --out under a regular file", {"f": "x"}, ["export", "{scored}", "--out", "{in}/f/s.jsonl"], "could not write {in}/f/s.jsonl ({in}/f is a file)"),
     ("export: --out is a folder", {"d.jsonl/x": "x"}, ["export", "{scored}", "--out", "{in}/d.jsonl"], "is a folder; give a file name"),
     ("export: --out is the training file", {}, ["export", "{scored}", "--out", "{train}"], "is the training file itself"),
     ("export: --out folder exists", {"d/x": "x"}, ["export", "{scored}", "--out", "{in}/d"], "exists; give a new folder"),

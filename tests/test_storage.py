@@ -262,3 +262,51 @@ def test_jobs_a_killed_worker_or_a_stopped_driver_is_one_line(kill, tmp_path, re
     done = _finish(args)
     assert done.returncode == 0, done.stderr
     _assert_same_scores(out, reference / "scores", runs=RUNS)
+
+
+@pytest.mark.slow
+def test_torchrun_a_killed_rank_is_one_line_from_the_other(tmp_path, tiny_bert):
+    """The surviving rank says `interrupted` instead of gloo's traceback (torchrun's own failure report follows;
+    it is torch's launcher, not hprune), and the same command resumes."""
+    from conftest import torchrun_score
+
+    train = head_rows("trec", "train", 240, tmp_path / "train.jsonl")
+    out = tmp_path / "scores"
+    cmd, env = torchrun_score(train, tiny_bert, out, runs=2, epochs=3)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(proc, lambda: (out / "dynamics" / "run-0.ckpt").exists(), "run 0 has a checkpoint")
+    ranks = sorted(int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and _is_rank(d, out))
+    assert len(ranks) == 2
+    os.kill(ranks[1], signal.SIGKILL)
+    rc, err = _stop(proc)
+    assert rc != 0 and INTERRUPTED in err and "[rank0]: Traceback" not in err and "gloo" not in err, err[-3000:]
+    cmd, env = torchrun_score(train, tiny_bert, out, runs=2, epochs=3)
+    assert subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode == 0
+    assert not _temp_files(out) and (out / "scores.parquet").exists()
+
+
+def _is_rank(proc_dir: Path, out: Path) -> bool:
+    cmdline = _cmdline(proc_dir)
+    return str(out) in cmdline and "torch.distributed.run" not in cmdline
+
+
+@pytest.mark.slow
+def test_ray_a_killed_worker_is_one_line(tmp_path, tiny_bert):
+    pytest.importorskip("ray")
+    out = tmp_path / "scores"
+    args = [*_command(head_rows("trec", "train", 120, tmp_path / "train.jsonl"), tiny_bert, out, runs=2),
+            "--executor", "ray", "--cpus-per-run", "1"]
+    proc = _start(args)
+    _wait_for(proc, lambda: _epochs_done(out, 0) >= 1 or _epochs_done(out, 1) >= 1, "a Ray worker's first epoch", timeout=600)
+    workers = [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and _cmdline(d).startswith("ray::score_run")]
+    assert workers
+    os.kill(workers[0], signal.SIGKILL)
+    rc, err = _stop(proc)
+    assert rc == 143 and err.endswith(INTERRUPTED) and "Traceback" not in err, err
+
+
+def _cmdline(proc_dir: Path) -> str:
+    try:
+        return (proc_dir / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""

@@ -16,12 +16,12 @@ from filelock import FileLock, Timeout
 from ..artifacts import MANIFEST_FILE, check_outputs, data_info, earlier_scoring, is_finished, write_scoring
 from ..config import TRAIN_OPTIONS, ScoreConfig
 from ..data import LabelledData
-from ..engine.distributed import barrier, current_world, device_for, init_from_env
+from ..engine.distributed import barrier, current_world, device_for, init_from_env, lost_a_rank
 from ..dynamics.store import discard_run, epochs_saved, run_problem
 from ..engine.loop import default_device, micro_batches_per_epoch, setup_torch
 from ..engine.progress import progress_bar
 from ..engine.models import check_model, load_model, recorded_name, train_config_for
-from ..errors import HpruneError
+from ..errors import HpruneError, Interrupted
 from ..io import ensure_writable, remove_stale_temps, write_json
 from ..subsets import WINNING_TICKET, subset_family
 from ..tasks import as_task_data, task_of
@@ -121,6 +121,10 @@ class HScorer:
         self.world_, created = init_from_env()
         try:
             return self._fit_locked(train, eval_data)
+        except RuntimeError as e:
+            if lost_a_rank(e):
+                raise Interrupted() from None  # its runs resume from their last epoch, like this rank's
+            raise
         finally:
             if created:
                 torch.distributed.destroy_process_group()

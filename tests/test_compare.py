@@ -257,11 +257,11 @@ def test_a_bad_cache_entry_is_trained_again_and_a_changed_results_file_refused(c
     results.write_text(results.read_text()[:-20])
     capfd.readouterr()
     assert main(["report", str(out)]) == 2
-    assert capfd.readouterr().err == (f"error: {results} is truncated ({results.stat().st_size} of {results.stat().st_size + 20} bytes); "
+    assert capfd.readouterr().err == (f"error: {results} is truncated or changed ({results.stat().st_size} of {results.stat().st_size + 20} bytes); "
                                       "run the same `hprune compare` command to write it again (its fine-tunes are cached)\n")
     assert main(compared["args"]("--out", str(out))) == 0
     err = capfd.readouterr().err
-    assert f"warning: {entry} is truncated" in err and "training that fine-tune again" in err and len(calls) == 1
+    assert f"warning: {entry} is truncated or changed" in err and "training that fine-tune again" in err and len(calls) == 1
     pd.testing.assert_frame_equal(pd.read_csv(results).drop(columns="train_seconds"),
                                   pd.read_csv(compared["out"] / "results.csv").drop(columns="train_seconds"))
     assert main(["verify", str(out)]) == 0

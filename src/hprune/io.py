@@ -183,7 +183,7 @@ def file_problem(path: Path, recorded: dict) -> str | None:
         return f"{path} is missing"
     size = path.stat().st_size
     if size < recorded["size"]:
-        return f"{path} is truncated ({size} of {recorded['size']} bytes)"
+        return f"{path} is truncated or changed ({size} of {recorded['size']} bytes)"
     if size != recorded["size"] or file_digest(path)["sha256"] != recorded["sha256"]:
         return f"{path} was changed since hprune wrote it (its sha256 differs from the recorded one)"
     return None

@@ -249,7 +249,7 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
     summary = summarize(results)
     _write_csv(results, out / RESULTS_FILE)
     _write_csv(summary, out / SUMMARY_FILE)
-    # the cache entries of the earlier rows kept too, so that `hprune verify` checks all a report rests on
+    # entries recorded earlier stay recorded: `hprune verify` checks every cache entry this folder's comparisons wrote
     files = {**{k: v for k, v in earlier.get("files", {}).items() if k.startswith(f"{CACHE_DIR}/")}, **entries}
     write_json(out / COMPARE_FILE, {**info, "files": {name: file_digest(out / name) for name in (RESULTS_FILE, SUMMARY_FILE)} | files})
     write_report(out, results=results, scores=scores, subsets=family, manifest=manifest, info=info, metric=metric)

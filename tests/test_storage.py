@@ -310,3 +310,19 @@ def _cmdline(proc_dir: Path) -> str:
         return (proc_dir / "cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_a_signal_during_a_write_stops_after_it(tmp_path):
+    """A stop that comes while a file is written waits for the write: the file is whole, no temporary is left."""
+    from hprune.errors import Interrupted
+    from hprune.io import atomic_file, stop_at_safe_point
+
+    path = tmp_path / "run-0.ckpt"
+    with pytest.raises(Interrupted):
+        with atomic_file(path) as f:
+            f.write(b"half")
+            stop_at_safe_point(Interrupted(143))  # what the CLI's handler does on SIGTERM
+            f.write(b" and half")
+    assert path.read_bytes() == b"half and half" and not _temp_files(tmp_path)
+    with pytest.raises(Interrupted):
+        stop_at_safe_point(Interrupted(130))  # between writes: at once

@@ -431,27 +431,32 @@ def library_lines():
 
 
 @contextlib.contextmanager
-def stop_on_sigterm():
-    """SIGTERM (a scheduler's stop, `kill`) stops the command as Ctrl-C does: it unwinds to the next safe
-    point (never inside a file write, see io.signals_held), so the folder is resumable."""
-    def stop(signum, frame):
-        raise Interrupted(128 + signal.SIGTERM)
+def stop_on_signals():
+    """SIGTERM (a scheduler's stop, `kill`) and SIGINT (Ctrl-C) stop the command at the next safe point, never
+    inside a file write (io.stop_at_safe_point), so the folder is resumable. A SIGINT ignored by the caller
+    (`nohup`, a background job of a script) stays ignored."""
+    from .io import stop_at_safe_point
 
+    def stop(signum, frame):
+        stop_at_safe_point(Interrupted(128 + signum))
+
+    stopped = [sig for sig in (signal.SIGTERM, signal.SIGINT) if signal.getsignal(sig) is not signal.SIG_IGN]
     try:
-        previous = signal.signal(signal.SIGTERM, stop)
+        previous = {sig: signal.signal(sig, stop) for sig in stopped}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with stop_on_sigterm(), library_lines(), no_progress_bars() if getattr(args, "quiet", False) else contextlib.nullcontext():
+        with stop_on_signals(), library_lines(), no_progress_bars() if getattr(args, "quiet", False) else contextlib.nullcontext():
             return args.func(args)
     except HpruneError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -459,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the file system said no outside hprune's own writes (permissions, a path under a file)
         print(f"error: {e.filename}: {e.strerror or e}; check the path, its permissions and the free space", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, a killed worker (Interrupted)
+    except KeyboardInterrupt as e:  # SIGINT, SIGTERM, a killed worker (Interrupted)
         print("interrupted: run the same command to resume", file=sys.stderr)
         return getattr(e, "status", 128 + signal.SIGINT)
 

@@ -57,7 +57,8 @@ def atomic_path(path: str | os.PathLike, *, folder: bool = False):
 @contextmanager
 def atomic_file(path: str | os.PathLike):
     """`atomic_path` with the temporary file open for binary writing. A writer that reports a failed write
-    as its own error (torch.save: a RuntimeError from its zip writer) still ends as the OS's error."""
+    as its own error (torch.save: a RuntimeError from its zip writer) still ends as the OS's error (or the
+    KeyboardInterrupt that stopped it)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         stream = _KeepsWriteError(f)
         try:
@@ -75,7 +76,7 @@ class _KeepsWriteError:
     def write(self, data) -> int:
         try:
             return self.file.write(data)
-        except OSError as e:
+        except BaseException as e:  # the OS's error, or Ctrl-C outside the command (a library user's)
             self.error = e
             raise
 
@@ -83,18 +84,39 @@ class _KeepsWriteError:
         return getattr(self.file, name)
 
 
+_writes_in_progress = 0
+_deferred_stop: BaseException | None = None
+
+
 @contextmanager
 def signals_held():
-    """Hold SIGINT and SIGTERM back while a file is written (main thread only; Python runs signal handlers
-    there), so that an interruption lands between writes, never inside one."""
+    """Hold SIGINT and SIGTERM back while a file is written, so that an interruption lands between writes,
+    never inside one: the OS holds back the signals that arrive now (main thread only: Python runs signal
+    handlers there; a worker process without handlers dies only once its write is done), and
+    `stop_at_safe_point` defers the stop of a handler that Python runs now for a signal that came just before."""
+    global _writes_in_progress, _deferred_stop
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    _writes_in_progress += 1
     try:
         yield
     finally:
+        _writes_in_progress -= 1
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        if not _writes_in_progress and _deferred_stop is not None:
+            stop, _deferred_stop = _deferred_stop, None
+            raise stop
+
+
+def stop_at_safe_point(stop: BaseException) -> None:
+    """For a signal handler: raise `stop` now, or at the end of the file write in progress."""
+    global _deferred_stop
+    if _writes_in_progress:
+        _deferred_stop = stop
+    else:
+        raise stop
 
 
 # The OS's refusals that a user can act on: what to say, and what to do about it.

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import head_rows
 from hprune.cli import main
+from hprune.io import file_digest
 
 ROW = '{"text": "What is a fish ?", "label": "DESC"}\n'
 ROWS = ROW + '{"text": "Who was Nero ?", "label": "HUM"}\n'
@@ -46,12 +47,19 @@ def _spoilt_scoring(how: str):
             (d / "scores.parquet").unlink()
         elif how == "torn-manifest":
             (d / "manifest.json").write_text(json.dumps(manifest)[:50])
+        elif how == "changed-scores":
+            scores = pd.read_parquet(d / "scores.parquet")
+            scores.assign(h_score=scores["h_score"].iloc[::-1].to_numpy()).to_parquet(d / "scores.parquet", index=False)
+        elif how == "truncated-subsets":
+            (d / "subsets.json").write_text((d / "subsets.json").read_text()[:40])
         elif how == "empty-subsets":
             from hprune.subsets import describe_subsets
 
             scores = pd.read_parquet(d / "scores.parquet").assign(h_score=0)
             scores.to_parquet(d / "scores.parquet", index=False)
             (d / "subsets.json").write_text(json.dumps(describe_subsets(scores, manifest["config"]["runs"])))
+            rewritten = {name: file_digest(d / name) for name in ("scores.parquet", "subsets.json")}  # as if hprune wrote them
+            (d / "manifest.json").write_text(json.dumps({**manifest, "files": {**manifest["files"], **rewritten}}))
     return make
 
 
@@ -149,7 +157,7 @@ CASES = [
      ["export", "{scored}", "--train", "{in}/r.jsonl", "--out", "{out}/s.jsonl", "--allow-fingerprint-mismatch"],
      "has 2 rows (fingerprint"),
     ("export: unknown output format", {}, ["export", "{scored}", "--out", "{out}/s.xlsx"], "unknown output format '.xlsx'"),
-    ("export: --out under a regular file", {"f": "x"}, ["export", "{scored}", "--out", "{in}/f/s.jsonl"], "cannot write {in}/f/s.jsonl ({in}/f is a file)"),
+    ("export: --out under a regular file", {"f": "x"}, ["export", "{scored}", "--out", "{in}/f/s.jsonl"], "could not write {in}/f/s.jsonl ({in}/f is a file)"),
     ("export: --out is a folder", {"d.jsonl/x": "x"}, ["export", "{scored}", "--out", "{in}/d.jsonl"], "is a folder; give a file name"),
     ("export: --out is the training file", {}, ["export", "{scored}", "--out", "{train}"], "is the training file itself"),
     ("export: --out folder exists", {"d/x": "x"}, ["export", "{scored}", "--out", "{in}/d"], "exists; give a new folder"),
@@ -187,6 +195,24 @@ CASES = [
     ("compare: fractions not numbers", {}, ["compare", "{scored}", "--eval", "{eval}", "--fractions", "0.3,half", "--out", "{out}"],
      "argument --fractions: expected comma-separated numbers"),
     ("subsets: scoring did not finish", {"run": _spoilt_scoring("running")}, ["subsets", "{in}/run"], "did not finish"),
+    # --- files changed or cut short since hprune wrote them (the manifest's checksums)
+    ("subsets: changed scores.parquet", {"run": _spoilt_scoring("changed-scores")}, ["subsets", "{in}/run"],
+     "{in}/run/scores.parquet was changed since hprune wrote it (its sha256 differs from the recorded one); delete it and run the "
+     "same `hprune score` command to write it again from the recorded runs"),
+    ("export: truncated subsets.json", {"run": _spoilt_scoring("truncated-subsets")}, ["export", "{in}/run", "--out", "{out}/s.jsonl"],
+     "{in}/run/subsets.json is truncated or changed (40 of"),
+    ("train --subset: changed scores.parquet", {"run": _spoilt_scoring("changed-scores")},
+     ["train", "--train", "{train}", "--eval", "{eval}", "--subset", "{in}/run:winning-ticket", "--out", "{out}"],
+     "{in}/run/scores.parquet was changed since hprune wrote it"),
+    ("compare: changed scores.parquet", {"run": _spoilt_scoring("changed-scores")},
+     ["compare", "{in}/run", "--eval", "{eval}", "--out", "{out}"], "{in}/run/scores.parquet was changed since hprune wrote it"),
+    ("score: changed scores.parquet of a finished scoring", {"run": _spoilt_scoring("changed-scores")},
+     ["score", "--train", "{train}", *SCORE, "--batch-size", "8", "--out", "{in}/run"], "{in}/run/scores.parquet was changed"),
+    ("score: torn manifest", {"run": _spoilt_scoring("torn-manifest")},
+     ["score", "--train", "{train}", *SCORE, "--batch-size", "8", "--out", "{in}/run"], "{in}/run/manifest.json is not valid JSON"),
+    ("verify: not a scoring folder", {"run/x.txt": "x"}, ["verify", "{in}/run"], "is not an hprune scoring folder"),
+    ("verify: scoring did not finish", {"run": _spoilt_scoring("running")}, ["verify", "{in}/run"], "did not finish"),
+    ("verify: torn compare.json", {"cmp/compare.json": "{oops"}, ["verify", "{in}/cmp"], "{in}/cmp/compare.json is not valid JSON"),
     # --- train
     ("train --subset: no such name", {}, ["train", "--train", "{train}", "--eval", "{eval}", "--subset", "{scored}:nope", *SCORE[:2], "--out", "{out}"],
      "no subset named 'nope'"),

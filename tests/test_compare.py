@@ -277,3 +277,37 @@ def test_a_test_file_adds_test_columns_from_the_same_models(compared, tmp_path):
         assert results[m].tolist() == untested[untested["seed"] == 1000][m].tolist()  # what compare gave without --test
     assert "test_accuracy_mean" in pd.read_csv(out / "summary.csv").columns
     assert "test accuracy" in (out / "report.md").read_text()
+
+
+def test_compare_records_its_files_and_verify_checks_them(compared, tmp_path, capsys):
+    out = own_copy(compared, tmp_path)
+    files = json.loads((out / "compare.json").read_text())["files"]
+    assert sorted(files)[-2:] == ["results.csv", "summary.csv"] and sum(k.startswith("cache/") for k in files) == 6
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 0
+    assert capsys.readouterr().out == f"all 8 files in {out} match their recorded size and sha256\n"
+    results = out / "results.csv"
+    results.write_text(results.read_text().replace("hscore", "hscorf"))
+    assert main(["verify", str(out)]) == 1
+    assert capsys.readouterr().out == f"{results} was changed since hprune wrote it (its sha256 differs from the recorded one)\n"
+
+
+def test_a_bad_cache_entry_is_trained_again_and_a_changed_results_file_refused(compared, tmp_path, monkeypatch, capfd):
+    calls = []
+    real = compare_module.train_and_evaluate
+    monkeypatch.setattr(compare_module, "train_and_evaluate", lambda *a, **kw: calls.append(kw["seed"]) or real(*a, **kw))
+    out = own_copy(compared, tmp_path)
+    entry = sorted((out / "cache").glob("*.json"))[0]
+    entry.write_text(entry.read_text()[:30])
+    results = out / "results.csv"
+    results.write_text(results.read_text()[:-20])
+    capfd.readouterr()
+    assert main(["report", str(out)]) == 2
+    assert capfd.readouterr().err == (f"error: {results} is truncated or changed ({results.stat().st_size} of {results.stat().st_size + 20} bytes); "
+                                      "run the same `hprune compare` command to write it again (its fine-tunes are cached)\n")
+    assert main(compared["args"]("--out", str(out))) == 0
+    err = capfd.readouterr().err
+    assert f"warning: {entry} is truncated or changed" in err and "training that fine-tune again" in err and len(calls) == 1
+    pd.testing.assert_frame_equal(pd.read_csv(results).drop(columns="train_seconds"),
+                                  pd.read_csv(compared["out"] / "results.csv").drop(columns="train_seconds"))
+    assert main(["verify", str(out)]) == 0

@@ -12,7 +12,7 @@ import importlib
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "HpruneError": "errors",
+    "HpruneError": "errors", "Interrupted": "errors",
     "ScoreConfig": "config", "TrainConfig": "config", "TASK_TYPES": "config", "train_config": "config",
     "aum_scores": "scores", "confidence": "scores", "el2n_scores": "scores", "forgetting_events": "scores",
     "h_scores": "scores", "score_table": "scores", "variability": "scores",

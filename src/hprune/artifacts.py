@@ -14,14 +14,15 @@ import pandas as pd
 
 from . import diagnostics
 from .data import LabelledData, load_data
-from .dynamics.store import RunDynamics, stack_runs
+from .dynamics.store import RunDynamics, run_digests, stack_runs
 from .errors import HpruneError
-from .io import atomic_path, read_json, write_json
+from .io import atomic_path, file_digest, file_problem, read_json, write_json
 from .scores import score_table
 from .subsets import choose, describe_subsets
 from .tasks import load_task_data, task_of
 
 SCORES_FILE, SUBSETS_FILE, MANIFEST_FILE = "scores.parquet", "subsets.json", "manifest.json"
+OUTPUTS = (SCORES_FILE, SUBSETS_FILE)  # what the readers read beside the manifest
 
 
 @dataclass
@@ -75,8 +76,9 @@ def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info:
                   label_names: list[str], config: dict, example_ids: np.ndarray | None = None, manifest: dict | None = None,
                   baseline: tuple[float, str] | None = None, advice: dict[str, str] = diagnostics.CLI_ADVICE) -> Scoring:
     """Scores, subsets, learning report and warnings of R recorded runs; with `out_dir`, also write
-    scores.parquet, subsets.json and manifest.json (status complete) there, which `hprune subsets`,
-    `export`, `train --subset` and `compare` read. Used by HScorer and by DynamicsTrainer (integrations.hf).
+    scores.parquet, subsets.json and manifest.json (status complete, with the size and sha256 of those
+    files and of every run's files, which `hprune verify` and the readers check) there, which `hprune
+    subsets`, `export`, `train --subset` and `compare` read. Used by HScorer and by DynamicsTrainer (integrations.hf).
 
     `config` needs "runs", "seed" and "seeds" (the score maths and the learning report use them);
     `example_ids` are the ids of the arrays' columns (default 0..N-1); `manifest` holds the other
@@ -106,6 +108,9 @@ def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info:
         with atomic_path(out / SCORES_FILE) as tmp:
             scores.to_parquet(tmp, index=False)
         write_json(out / SUBSETS_FILE, subsets)
+        manifest["files"] = {name: file_digest(out / name) for name in OUTPUTS}
+        for r in range(len(runs)):
+            manifest["files"].update(run_digests(out, r))
         write_json(out / MANIFEST_FILE, manifest)
     return Scoring(scores, subsets, manifest, dynamics=arrays)
 
@@ -113,16 +118,46 @@ def write_scoring(out_dir: str | Path | None, runs: list[RunDynamics], run_info:
 def load_scoring(out_dir: str | Path) -> tuple[dict, pd.DataFrame, list[dict]]:
     """Manifest, scores and subsets of a finished scoring folder."""
     out = Path(out_dir)
+    manifest = load_manifest(out)
+    check_outputs(manifest, out)
+    return manifest, pd.read_parquet(out / SCORES_FILE), read_json(out / SUBSETS_FILE)
+
+
+def load_manifest(out: Path) -> dict:
+    """The manifest of a finished scoring folder."""
     manifest_path = out / MANIFEST_FILE
     if not manifest_path.is_file():
         raise HpruneError(f"{out} is not an hprune scoring folder (no {MANIFEST_FILE}); run `hprune score --out {out}` first")
-    try:
-        manifest = read_json(manifest_path)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise HpruneError(f"{manifest_path} is not valid JSON ({e}); run `hprune score` again with a new --out") from None
+    manifest = _read_manifest(manifest_path)
     if not isinstance(manifest, dict) or not is_finished(manifest, out):
         raise HpruneError(f"the scoring in {out} did not finish; run the same `hprune score` command again to complete it")
-    return manifest, pd.read_parquet(out / SCORES_FILE), read_json(out / SUBSETS_FILE)
+    return manifest
+
+
+def _read_manifest(path: Path):
+    try:
+        return read_json(path)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HpruneError(f"{path} is not valid JSON ({e}); run `hprune score` again with a new --out") from None
+
+
+def check_outputs(manifest: dict, out: Path) -> None:
+    """Refuse scores or subsets that are not the ones the scoring wrote (cut short, changed): they are what
+    the user applies and shares. A scoring written before checksums were recorded is taken as it is."""
+    recorded = manifest.get("files", {})
+    for name in OUTPUTS:
+        problem = file_problem(out / name, recorded[name]) if name in recorded else None
+        if problem:
+            raise HpruneError(f"{problem}; delete it and run the same `hprune score` command to write it again from the "
+                              "recorded runs, or score again with a new --out")
+
+
+def scoring_files(out: Path) -> dict[str, dict]:
+    """The files a finished scoring recorded, with their size and sha256 (for `hprune verify`)."""
+    manifest = load_manifest(out)
+    if "files" not in manifest:
+        raise HpruneError(f"{out / MANIFEST_FILE} records no checksums (written before hprune recorded them); nothing to verify")
+    return manifest["files"]
 
 
 def load(out_dir: str | Path) -> Scoring:
@@ -176,23 +211,24 @@ def subset_ids(scoring_dir: str | Path, name: str | None, data, *, allow_mismatc
     return ids, chosen, scoring.manifest["fingerprint"] if mismatch else None
 
 
-def finished_scoring(out: Path, identity: dict) -> dict | None:
-    """Refuse a folder that holds a scoring with other settings or data; its manifest if it holds this one, finished."""
+def earlier_scoring(out: Path, identity: dict) -> dict | None:
+    """The manifest of the scoring `out` holds, finished or not, if it is this one (same settings and data);
+    None for a new folder. A folder holding a scoring with other settings or data is refused."""
     path = out / MANIFEST_FILE
     if not path.is_file():
         return None
-    old = read_json(path)
+    old = _read_manifest(path)
     was = {**old.get("config", {}), "training data fingerprint": old.get("fingerprint"), "eval data fingerprint": old.get("eval_fingerprint")}
     now = {**identity["config"], "training data fingerprint": identity["fingerprint"], "eval data fingerprint": identity["eval_fingerprint"]}
     diff = [f"{k} ({was.get(k)}, now {v})" for k, v in now.items() if was.get(k) != v and k != "seeds"]
     if diff:
         raise HpruneError(f"{out} holds a scoring with different {', '.join(diff)}; use a new --out, or delete {out} to start over")
-    return old if is_finished(old, out) else None
+    return old
 
 
 def is_finished(manifest: dict, out: Path) -> bool:
-    """The scores are written before the manifest says complete, so both must be there."""
-    return manifest.get("status") == "complete" and (out / SCORES_FILE).is_file()
+    """The scores and subsets are written before the manifest says complete, so all must be there."""
+    return manifest.get("status") == "complete" and all((out / name).is_file() for name in OUTPUTS)
 
 
 def data_info(train: LabelledData) -> dict:

@@ -9,11 +9,12 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
 from .config import COMPARE_METHODS, DEFAULT_SELECTION, MODEL_HELP, TASK_TYPES, TRAIN_OPTIONS, ScoreConfig, TrainConfig, option_help
-from .errors import HpruneError
+from .errors import HpruneError, Interrupted
 
 EPILOG = "Docs: README.md. Every subcommand has --help."
 
@@ -179,7 +180,7 @@ def _subset_ids(scoring_dir: str, name: str | None, data, args):
 def cmd_export(args) -> int:
     from .artifacts import load_scored_data, load_scoring
     from .data import DATASET_FOLDER, output_format, write_rows
-    from .io import atomic_path, why_not_writable
+    from .io import atomic_path, storage_error
 
     out = Path(args.out)
     fmt = output_format(out)
@@ -193,10 +194,11 @@ def cmd_export(args) -> int:
         raise HpruneError(f"--out {out} is the training file itself; write the subset to a new file")
     ids, chosen = _subset_ids(args.dir, args.subset, data, args)
     try:
-        with atomic_path(out, folder=fmt == DATASET_FOLDER) as tmp:
-            write_rows(data, ids, tmp, fmt)
+        out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise HpruneError(f"cannot write {out} ({why_not_writable(out, e)}); choose another --out") from None
+        raise storage_error(out, e) from None
+    with atomic_path(out, folder=fmt == DATASET_FOLDER) as tmp:
+        write_rows(data, ids, tmp, fmt)
     print(f"wrote {len(ids)} of {len(data)} rows ({len(ids) / len(data):.1%}, {chosen}) to {out}")
     return 0
 
@@ -276,6 +278,22 @@ def cmd_report(args) -> int:
     from .phase2.compare import report
 
     print(f"wrote {report(args.dir, scoring_dir=args.scoring, metric=args.metric)} and report.md")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .artifacts import scoring_files
+    from .io import changed_files
+    from .phase2.compare import COMPARE_FILE, comparison_files
+
+    folder = Path(args.dir)
+    recorded = comparison_files(folder) if (folder / COMPARE_FILE).is_file() else scoring_files(folder)
+    problems = changed_files(folder, recorded)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print(f"all {len(recorded)} files in {folder} match their recorded size and sha256")
     return 0
 
 
@@ -385,6 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=ALL_METRICS, help="metric of the trade-off plot and table (default: the one compare used)")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("verify", help="check a scoring or comparison folder's files against their recorded checksums",
+                       description="Check every file a scoring folder's manifest.json (or a comparison folder's compare.json) "
+                       "records against its recorded size and sha256: one line per file that is missing, truncated or changed, "
+                       "and exit status 1; else one line saying all is well, and exit status 0.")
+    p.add_argument("dir", help="a folder written by `hprune score` or `hprune compare`")
+    p.set_defaults(func=cmd_verify)
+
     p = sub.add_parser("split", help="split one data file into train and eval parts by a column (e.g. SQuAD v2 by article)",
                        description="Write OUT/train.jsonl and OUT/eval.jsonl, rows unchanged, with whole groups of rows sharing the "
                        "--by value (default title) drawn at random (seeded) into eval until it holds --eval-fraction of the rows; "
@@ -440,20 +465,43 @@ def library_lines():
         logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def stop_on_signals():
+    """SIGTERM (a scheduler's stop, `kill`) and SIGINT (Ctrl-C) stop the command at the next safe point, never
+    inside a file write (io.stop_at_safe_point), so the folder is resumable. A SIGINT ignored by the caller
+    (`nohup`, a background job of a script) stays ignored."""
+    from .io import stop_at_safe_point
+
+    def stop(signum, frame):
+        stop_at_safe_point(Interrupted(128 + signum))
+
+    stopped = [sig for sig in (signal.SIGTERM, signal.SIGINT) if signal.getsignal(sig) is not signal.SIG_IGN]
+    try:
+        previous = {sig: signal.signal(sig, stop) for sig in stopped}
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with library_lines(), no_progress_bars() if getattr(args, "quiet", False) else contextlib.nullcontext():
+        with stop_on_signals(), library_lines(), no_progress_bars() if getattr(args, "quiet", False) else contextlib.nullcontext():
             return args.func(args)
     except HpruneError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:  # the file system said no (permissions, disk full, a path under a file)
+    except OSError as e:  # the file system said no outside hprune's own writes (permissions, a path under a file)
         print(f"error: {e.filename}: {e.strerror or e}; check the path, its permissions and the free space", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # SIGINT, SIGTERM, a killed worker (Interrupted)
+        print("interrupted: run the same command to resume", file=sys.stderr)
+        return getattr(e, "status", 128 + signal.SIGINT)
 
 
 if __name__ == "__main__":

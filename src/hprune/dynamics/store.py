@@ -7,12 +7,13 @@ it run-K.json (timings, losses, eval accuracy) and, while the run is unfinished,
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, read_json, write_json
+from ..io import atomic_file, file_digest, file_problem, read_json, write_json
 
 FIELDS = ("correct", "probs", "margins", "el2n")
 
@@ -38,9 +39,8 @@ class RunDynamics:
         )
 
     def save(self, path: Path) -> None:
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, epochs_done=self.epochs_done, **{k: getattr(self, k) for k in FIELDS})
+        with atomic_file(path) as f:
+            np.savez(f, epochs_done=self.epochs_done, **{k: getattr(self, k) for k in FIELDS})
 
     @classmethod
     def load(cls, path: Path) -> "RunDynamics":
@@ -61,6 +61,7 @@ def run_paths(out: Path, r: int) -> dict[str, Path]:
 def save_run(out: Path, r: int, dynamics: RunDynamics, info: dict) -> None:
     """Write run r's info, then its dynamics (a resume trusts the dynamics to cover the checkpoint)."""
     paths = run_paths(out, r)
+    paths["npz"].parent.mkdir(exist_ok=True)  # not its parents: a folder removed under the job is an error
     write_json(paths["json"], info)
     dynamics.save(paths["npz"])
 
@@ -98,3 +99,33 @@ def finished_run(out: Path | None, r: int, n_epochs: int, *, tidy: bool = True) 
     if tidy:
         paths["ckpt"].unlink(missing_ok=True)  # killed between the last epoch's dynamics and this unlink
     return saved, read_json(paths["json"])
+
+
+def run_digests(out: Path, r: int) -> dict[str, dict]:
+    """Size and sha256 of run r's dynamics and info files, by their path in `out`: what the manifest records."""
+    return {f"dynamics/{p.name}": file_digest(p) for k, p in run_paths(out, r).items() if k != "ckpt" and p.is_file()}
+
+
+def run_problem(out: Path, r: int, recorded: dict[str, dict]) -> str | None:
+    """Why run r's saved files cannot be trusted (missing although recorded, changed since `recorded`, or
+    unreadable), or None: a run found bad is trained again, with the same result."""
+    paths = run_paths(out, r)
+    for kind in ("npz", "json"):
+        digest = recorded.get(f"dynamics/{paths[kind].name}")
+        problem = file_problem(paths[kind], digest) if digest else None
+        if problem:
+            return problem
+    if not paths["npz"].exists():
+        return None  # not started, or killed before its first epoch ended: trained from the start anyway
+    for path, load in ((paths["npz"], RunDynamics.load), (paths["json"], read_json)):
+        try:
+            load(path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            return f"{path} is unreadable ({type(e).__name__}: {str(e)[:100]})"
+    return None
+
+
+def discard_run(out: Path, r: int) -> None:
+    """Remove run r's files, so that it trains again from its first epoch."""
+    for path in run_paths(out, r).values():
+        path.unlink(missing_ok=True)

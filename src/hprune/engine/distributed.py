@@ -117,3 +117,9 @@ def shard_batches(batches: list[np.ndarray], grad_accum: int, world: World) -> l
         sync = (j + 1) % grad_accum == 0 or j + 1 == n_local
         out.append((idx, numerator, sum(len(b) for b in group), sync))
     return out
+
+
+def lost_a_rank(error: RuntimeError) -> bool:
+    """Whether a collective failed because another rank is gone (killed, out of memory): NCCL raises
+    torch.distributed.DistError, gloo a plain RuntimeError from its transport (its source path in the message)."""
+    return isinstance(error, torch.distributed.DistError) or "/gloo/transport/" in str(error)

@@ -146,6 +146,8 @@ class DynamicsRecording(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self.world = current_world()
+        if self.world.is_main:
+            self.scoring_dir.mkdir(parents=True, exist_ok=True)
         self.n_epochs = int(state.num_train_epochs)
         self.model_config = getattr(model, "config", None)
         dyn = RunDynamics.empty(self.n_epochs, len(self.example_ids))

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from ..data import TokenArrays
 from ..dynamics.store import finished_run, run_paths, save_run
-from ..errors import HpruneError
+from ..engine.workers import worker_pool
+from ..errors import HpruneError, Interrupted
 from ..io import read_json
 from .run import RunInputs, score_run
 
@@ -73,6 +74,8 @@ def run_on_ray(inputs: RunInputs, out: Path | None, *, address: str | None = Non
             except ray.exceptions.RayTaskError as e:
                 cause = getattr(e, "cause", None)
                 raise (cause if isinstance(cause, HpruneError) else RuntimeError(f"scoring run {r} failed on Ray:\n{e}")) from None
+            except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError):
+                raise Interrupted() from None  # a killed worker: its run resumes from its last epoch
             if out is not None and worker_out is None:
                 save_run(out, r, *results[r])
             if progress:
@@ -91,12 +94,11 @@ def _by_value(inputs: RunInputs) -> RunInputs:
 
 
 def run_in_processes(inputs: RunInputs, out: Path | None, *, jobs: int, threads: int | None = None, progress: bool = True) -> list:
-    """(dynamics, info) of every run, in run order, `jobs` runs at a time in fresh worker processes (spawned,
-    never forked from a process whose torch threads or CUDA context already run), each on `threads` torch
+    """(dynamics, info) of every run, in run order, `jobs` runs at a time in fresh worker processes
+    (engine.workers), each on `threads` torch
     threads (default: the cores shared out). Workers write their files into `out` as in-process, so an
     interrupted scoring resumes; finished runs are loaded, not trained again."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
     cfg = inputs.config
     results = {r: finished_run(out, r, cfg.scored_epochs()) for r in range(cfg.runs)}
@@ -104,7 +106,7 @@ def run_in_processes(inputs: RunInputs, out: Path | None, *, jobs: int, threads:
     per_run = threads or max(1, (os.cpu_count() or 1) // min(jobs, max(len(todo), 1)))
     shared, t0 = dataclasses.replace(inputs, progress=False), time.perf_counter()
     if todo:
-        with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        with worker_pool(min(jobs, len(todo))) as pool:
             futures = {pool.submit(score_run, shared, r, out, threads=per_run): r for r in todo}
             for done, future in enumerate(as_completed(futures), 1):
                 r = futures[future]

@@ -3,6 +3,8 @@ and, with an output folder, save its dynamics and a resume checkpoint at every e
 continues from its last finished epoch with identical results. In-process or as a remote task."""
 from __future__ import annotations
 
+import logging
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,12 +14,14 @@ import torch
 
 from ..config import ScoreConfig
 from ..dynamics.record import DynamicsRecorder, FeatureRecorder, gather_epoch
-from ..dynamics.store import RunDynamics, finished_run, load_run, run_paths, save_run
+from ..dynamics.store import RunDynamics, discard_run, finished_run, load_run, run_paths, save_run
 from ..engine.distributed import World, device_for
 from ..engine.loop import default_device, evaluate, fine_tune, seed_everything, setup_torch
 from ..engine.models import load_model
-from ..io import atomic_path
+from ..io import atomic_file
 from ..tasks import Encoded, get_task
+
+log = logging.getLogger(__name__)  # a damaged checkpoint; the CLI shows it as a `warning:` line
 
 
 @dataclass
@@ -61,8 +65,13 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
     if paths and paths["npz"].exists() and paths["ckpt"].exists():
         # Dynamics are written before the checkpoint, so they cover at least the checkpoint's
         # epochs; later epochs are simply recorded again (training is deterministic).
-        resume = torch.load(paths["ckpt"], weights_only=False)
-        dyn, info = load_run(out, r, epochs=resume["epoch"] + 1)
+        try:
+            resume = torch.load(paths["ckpt"], weights_only=False)
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
+            log.warning(f"{paths['ckpt']} is unreadable ({str(e).splitlines()[0][:100]}); training run {r + 1} again from its first epoch")
+            discard_run(out, r)
+        else:
+            dyn, info = load_run(out, r, epochs=resume["epoch"] + 1)
     run_name = f"run {r + 1}/{cfg.runs}"
     if job is not None:
         job.set_description(f"scoring, {run_name}: loading the model")
@@ -104,8 +113,8 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
             if paths:
                 save_run(out, r, dyn, info)
                 if epoch + 1 < n_epochs:
-                    with atomic_path(paths["ckpt"]) as tmp:
-                        torch.save(state, tmp)
+                    with atomic_file(paths["ckpt"]) as f:
+                        torch.save(state, f)
                 else:
                     paths["ckpt"].unlink(missing_ok=True)
         epoch_started[0] = time.perf_counter()

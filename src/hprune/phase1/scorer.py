@@ -13,15 +13,15 @@ from pathlib import Path
 import torch
 from filelock import FileLock, Timeout
 
-from ..artifacts import MANIFEST_FILE, data_info, finished_scoring, write_scoring
+from ..artifacts import MANIFEST_FILE, check_outputs, data_info, earlier_scoring, is_finished, write_scoring
 from ..config import TRAIN_OPTIONS, ScoreConfig, tokenized_cache_dir
 from ..data import LabelledData
-from ..engine.distributed import barrier, current_world, device_for, init_from_env
-from ..dynamics.store import epochs_saved
+from ..engine.distributed import barrier, current_world, device_for, init_from_env, lost_a_rank
+from ..dynamics.store import discard_run, epochs_saved, run_problem
 from ..engine.loop import default_device, micro_batches_per_epoch, setup_torch
 from ..engine.progress import progress_bar
 from ..engine.models import check_model, load_model, recorded_name, train_config_for
-from ..errors import HpruneError
+from ..errors import HpruneError, Interrupted
 from ..io import ensure_writable, remove_stale_temps, write_json
 from ..subsets import subset_family
 from ..tasks import as_task_data, task_of
@@ -121,6 +121,10 @@ class HScorer:
         self.world_, created = init_from_env()
         try:
             return self._fit_locked(train, eval_data)
+        except RuntimeError as e:
+            if lost_a_rank(e):
+                raise Interrupted() from None  # its runs resume from their last epoch, like this rank's
+            raise
         finally:
             if created:
                 torch.distributed.destroy_process_group()
@@ -140,9 +144,21 @@ class HScorer:
         try:
             with FileLock(out / ".lock", timeout=0):
                 remove_stale_temps(out)  # left by a process killed mid-write
-                return self._fit(train, eval_data, out)
+                try:
+                    return self._fit(train, eval_data, out)
+                finally:
+                    remove_stale_temps(out)  # and by a worker stopped mid-write (a Ray worker, say)
         except Timeout:
             raise HpruneError(f"another hprune score is running on {out}; wait for it or use another --out") from None
+
+    def _discard_bad_runs(self, out: Path, recorded: dict) -> None:
+        """Self-healing: a run whose files are unreadable or fail their recorded checksum is trained again
+        (deterministic, so the scores come out as an intact run's), and the user is told."""
+        for r in range(self.config_.runs):
+            problem = run_problem(out, r, recorded)
+            if problem:
+                log.warning(f"{problem}; training run {r + 1} again")
+                discard_run(out, r)
 
     def _fit(self, train: LabelledData, eval_data: LabelledData | None, out: Path | None) -> "HScorer":
         cfg, world = self.config_, self.world_
@@ -150,9 +166,14 @@ class HScorer:
         # The number of processes changes the effective batch size, hence the scores: part of the identity.
         config = {**cfg.to_dict(), "model": recorded_name(cfg.model), "processes": world.size}
         identity = {"config": config, "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint if eval_data else None}
-        finished = finished_scoring(out, identity) if out is not None else None
-        if out is not None and world.is_main and finished is None:  # a finished folder stays usable while the command is repeated
-            write_json(out / MANIFEST_FILE, {**identity, "status": "running", **data_info(train)})
+        earlier = earlier_scoring(out, identity) if out is not None else None
+        finished = earlier if earlier is not None and is_finished(earlier, out) else None
+        if out is not None and world.is_main:
+            if finished is not None:
+                check_outputs(finished, out)  # changed scores are refused, never silently replaced
+            self._discard_bad_runs(out, (earlier or {}).get("files", {}))
+            if finished is None:  # a finished folder stays usable while the command is repeated
+                write_json(out / MANIFEST_FILE, {**identity, "status": "running", **data_info(train)})
         barrier(world)
         task = task_of(train)
         log.info(f"loading model {cfg.model} and tokenizing {len(train)} training"

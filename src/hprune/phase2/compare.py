@@ -19,7 +19,7 @@ from ..config import COMPARE_METHODS, TrainConfig
 from ..data import LabelledData
 from ..engine.models import model_files_stamp, recorded_name
 from ..errors import HpruneError
-from ..io import atomic_path, ensure_writable, read_json, write_json
+from ..io import atomic_path, ensure_writable, file_digest, file_problem, read_json, write_json
 from ..metrics import TEST_PREFIX
 from ..reports import FULL, summarize, write_report
 from ..subsets import BUDGET_METHODS, budget_size, find_subset, nearest_subset, select, subset_mask
@@ -126,8 +126,10 @@ def cache_key(*, fingerprint: str, eval_fingerprint: str, subset: str, method: s
 
 def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, model: str, config: TrainConfig,
              cache_dir: Path, task: str, metric: str = "accuracy", threads: int | None = None, parallel: int = 1,
-             progress: bool = True, test_data: LabelledData | None = None) -> pd.DataFrame:
-    """One results row per job: read from the cache, or fine-tuned and cached as soon as it finishes.
+             progress: bool = True, test_data: LabelledData | None = None, recorded: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """One results row per job: read from the cache, or fine-tuned and cached as soon as it finishes; and the
+    size and sha256 of every cache entry used, by its path in the comparison folder. An entry that is
+    unreadable or fails its checksum in `recorded` (an earlier compare.json's) is trained again, with a warning.
 
     `parallel` > 1 runs that many fine-tunes at once in worker processes, each on `threads` torch threads
     (default: the cores shared out); on a small CPU two 1-thread fine-tunes side by side beat one on two
@@ -143,7 +145,7 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
         return cache_dir / f"{key}.json"
 
     paths = [cache_path(j) for j in jobs]
-    todo = [(job, path) for job, path in zip(jobs, paths) if not path.is_file()]
+    todo = [(job, path) for job, path in zip(jobs, paths) if not _usable_entry(path, (recorded or {}).get(_entry_name(path)))]
     log.info(f"{len(jobs)} fine-tunes: {len(jobs) - len(todo)} cached, {len(todo)} to train")
     started = time.perf_counter()
 
@@ -158,13 +160,13 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
                  f"{metric} {metrics[metric]:.4f}, {metrics['train_seconds']:.0f} s; ETA {_duration(eta)}")
 
     if parallel > 1 and len(todo) > 1:
-        import multiprocessing
         import os
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
+
+        from ..engine.workers import worker_pool
 
         per_job = threads or max(1, (os.cpu_count() or 1) // parallel)
-        # spawn: fresh workers, never a fork of a process whose torch threads are already running
-        with ProcessPoolExecutor(min(parallel, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        with worker_pool(min(parallel, len(todo))) as pool:
             futures = {pool.submit(train_and_evaluate, model, train, eval_data, config, seed=job.seed, example_ids=job.ids,
                                    threads=per_job, test_data=test_data, epoch_size=job.epoch_size): (job, path) for job, path in todo}
             for done, future in enumerate(as_completed(futures), 1):
@@ -181,7 +183,53 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
         rows.append({"task": task, "method": job.method, "subset": job.subset, "size": m["train_size"],
                      "fraction": m["train_size"] / len(train), "seed": job.seed, **{k: m[k] for k in metric_names},
                      "train_seconds": m["train_seconds"]})
-    return pd.DataFrame(rows, columns=result_columns(metric_names))
+    return pd.DataFrame(rows, columns=result_columns(metric_names)), {_entry_name(p): file_digest(p) for p in dict.fromkeys(paths)}
+
+
+def _entry_name(path: Path) -> str:
+    return f"{CACHE_DIR}/{path.name}"
+
+
+def _usable_entry(path: Path, digest: dict | None) -> bool:
+    """A cache entry to reuse: there, readable, and (when recorded) the file that was written."""
+    if not path.is_file():
+        return False
+    problem = file_problem(path, digest) if digest else None
+    if problem is None:
+        try:
+            read_json(path)["metrics"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            problem = f"{path} is unreadable ({type(e).__name__})"
+    if problem:
+        log.warning(f"{problem}; training that fine-tune again")
+    return problem is None
+
+
+def comparison_files(out: Path) -> dict[str, dict]:
+    """The files a comparison recorded (results, summary, cache entries) with their size and sha256."""
+    info = _read_info(out)
+    if "files" not in info:
+        raise HpruneError(f"{out / COMPARE_FILE} records no checksums (written before hprune recorded them); nothing to verify")
+    return info["files"]
+
+
+def _read_info(out: Path) -> dict:
+    try:
+        return read_json(out / COMPARE_FILE)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HpruneError(f"{out / COMPARE_FILE} is not valid JSON ({e}); run the same `hprune compare` command again "
+                          "(its fine-tunes are cached)") from None
+
+
+def _earlier_info(out: Path) -> dict:
+    """The compare.json an earlier comparison left in `out`; an unreadable one is rewritten by this one."""
+    if not (out / COMPARE_FILE).is_file():
+        return {}
+    try:
+        return read_json(out / COMPARE_FILE)
+    except (ValueError, UnicodeDecodeError) as e:
+        log.warning(f"{out / COMPARE_FILE} is unreadable ({e}); this comparison writes it again")
+        return {}
 
 
 def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, config: TrainConfig, train_source: str | None = None,
@@ -212,8 +260,10 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
     task = task or Path(scoring_dir).resolve().name
     for note in notes:
         log.info(f"note: {note}")
-    results = run_jobs(jobs, train, eval_data, model=model, config=config, cache_dir=out / CACHE_DIR, task=task, metric=metric,
-                       threads=threads, parallel=parallel, progress=progress, test_data=test_data)
+    earlier = _earlier_info(out)
+    (out / CACHE_DIR).mkdir(exist_ok=True)
+    results, entries = run_jobs(jobs, train, eval_data, model=model, config=config, cache_dir=out / CACHE_DIR, task=task, metric=metric,
+                                threads=threads, parallel=parallel, progress=progress, test_data=test_data, recorded=earlier.get("files"))
     info = {
         "task": task, "scoring_dir": str(Path(scoring_dir).resolve()), "train_source": train.source, "eval_source": eval_data.source,
         "fingerprint": train.fingerprint, "eval_fingerprint": eval_data.fingerprint, "model": model, "config": config.to_dict(),
@@ -221,22 +271,29 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
         "seeds": seeds, "methods": methods, "subsets": list(dict.fromkeys(j.subset for j in jobs if j.subset != FULL)),
         "class_balanced": class_balanced, "metric": metric,
     }
-    results, info = merge_earlier(out, results, info)
+    results, info = merge_earlier(out, results, info, earlier)
     summary = summarize(results)
     _write_csv(results, out / RESULTS_FILE)
     _write_csv(summary, out / SUMMARY_FILE)
-    write_json(out / COMPARE_FILE, info)
+    # entries recorded earlier stay recorded: `hprune verify` checks every cache entry this folder's comparisons wrote
+    files = {**{k: v for k, v in earlier.get("files", {}).items() if k.startswith(f"{CACHE_DIR}/")}, **entries}
+    write_json(out / COMPARE_FILE, {**info, "files": {name: file_digest(out / name) for name in (RESULTS_FILE, SUMMARY_FILE)} | files})
     write_report(out, results=results, scores=scores, subsets=family, manifest=manifest, info=info, metric=metric)
     return summary
 
 
-def merge_earlier(out: Path, results: pd.DataFrame, info: dict) -> tuple[pd.DataFrame, dict]:
-    """Add the rows of an earlier comparison in `out` that this one did not repeat, so that extending a folder
-    with other subsets, methods or seeds keeps what it held. An earlier comparison with other settings is
-    replaced (its fine-tunes stay cached), and the user is told."""
-    if not (out / COMPARE_FILE).is_file() or not (out / RESULTS_FILE).is_file():
+def merge_earlier(out: Path, results: pd.DataFrame, info: dict, earlier_info: dict) -> tuple[pd.DataFrame, dict]:
+    """Add the rows of an earlier comparison in `out` (`earlier_info`: its compare.json) that this one did not
+    repeat, so that extending a folder with other subsets, methods or seeds keeps what it held. An earlier
+    comparison with other settings, or whose results.csv fails its checksum, is replaced (its fine-tunes
+    stay cached), and the user is told."""
+    if not earlier_info or not (out / RESULTS_FILE).is_file():
         return results, info
-    earlier_info = read_json(out / COMPARE_FILE)
+    digest = earlier_info.get("files", {}).get(RESULTS_FILE)
+    problem = file_problem(out / RESULTS_FILE, digest) if digest else None
+    if problem:
+        log.warning(f"{problem}; its rows are replaced by this comparison's (its fine-tunes stay cached)")
+        return results, info
     changed = [k for k in SAME_COMPARISON if earlier_info.get(k) != json.loads(json.dumps(info[k]))]
     if changed:
         log.info(f"note: {out} held a comparison with another {', '.join(changed)}; its results are replaced "
@@ -261,7 +318,11 @@ def report(report_dir: str | Path, *, scoring_dir: str | Path | None = None, met
     out = Path(report_dir)
     if not (out / COMPARE_FILE).is_file() or not (out / RESULTS_FILE).is_file():
         raise HpruneError(f"{out} holds no finished comparison ({COMPARE_FILE}, {RESULTS_FILE}); run `hprune compare --out {out}` first")
-    info = read_json(out / COMPARE_FILE)
+    info = _read_info(out)
+    digest = info.get("files", {}).get(RESULTS_FILE)
+    problem = file_problem(out / RESULTS_FILE, digest) if digest else None
+    if problem:
+        raise HpruneError(f"{problem}; run the same `hprune compare` command to write it again (its fine-tunes are cached)")
     manifest, scores, subsets = load_scoring(scoring_dir or info["scoring_dir"])
     return write_report(out, results=pd.read_csv(out / RESULTS_FILE), scores=scores, subsets=subsets, manifest=manifest,
                         info=info, metric=check_metric(manifest.get("task_type"), metric or info["metric"]))

@@ -95,9 +95,8 @@ def _by_value(inputs: RunInputs) -> RunInputs:
 
 def run_in_processes(inputs: RunInputs, out: Path | None, *, jobs: int, threads: int | None = None, progress: bool = True) -> list:
     """(dynamics, info) of every run, in run order, `jobs` runs at a time in fresh worker processes
-    (engine.workers), each on `threads` torch
-    threads (default: the cores shared out). Workers write their files into `out` as in-process, so an
-    interrupted scoring resumes; finished runs are loaded, not trained again."""
+    (engine.workers), each on `threads` torch threads (default: the cores shared out). Workers write their
+    files into `out` as in-process, so an interrupted scoring resumes; finished runs are loaded, not trained again."""
     from concurrent.futures import as_completed
 
     cfg = inputs.config

@@ -29,7 +29,9 @@ def _command(train: Path, model: str, out: Path, runs: int = RUNS) -> list[str]:
 
 
 def _start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "hprune", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C's default action, as in a terminal, even when the tests themselves run as a background job (SIGINT ignored)
+    return subprocess.Popen([sys.executable, "-m", "hprune", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _epochs_done(out: Path, run: int) -> int:

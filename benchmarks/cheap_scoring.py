@@ -34,6 +34,7 @@ from scipy.stats import spearmanr
 from hprune.dynamics.store import RunDynamics
 from hprune.scores import h_scores
 from hprune.subsets import subset_mask
+from reproduce import mean_std
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -208,9 +209,7 @@ def phase2_stats(results_csv: Path, method: str, subset: str, metric: str) -> di
     rows = rows[(rows["method"] == method) & (rows["subset"] == subset)]
     if not len(rows):
         return None
-    values = rows[metric].to_numpy(dtype=float)
-    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "values": values.tolist(),
-            "seeds": rows["seed"].tolist(), "size": int(rows["size"].iloc[0])}
+    return {**mean_std(rows[metric].to_numpy(dtype=float)), "seeds": rows["seed"].tolist(), "size": int(rows["size"].iloc[0])}
 
 
 def plot(rows: list[dict], path: Path) -> None:

@@ -24,7 +24,7 @@ from hprune.cli import main as hprune
 from hprune.config import CCS_HARD_CUT, CCS_STRATA, DEFAULT_SELECTION, H0_CUT
 from hprune.io import read_json, write_json
 from hprune.subsets import STRATIFIED_METHODS, budget_size, nearest_subset
-from reproduce import DATA, DOCS, REPO, TASKS, _check, mean_std, task_files
+from reproduce import DATA, DOCS, REPO, TASKS, _check, run_stats, task_files
 
 FRACTIONS = "0.3,0.5,0.7"
 H_RULES = [m for m, rule in STRATIFIED_METHODS.items() if rule.score == "h_score"]  # the default rule and its variants
@@ -51,12 +51,9 @@ def task_rows(task: str, compare_dir: Path) -> list[dict]:
     metric = info["metric"]
 
     def row(fraction: float, method: str, subset: str) -> dict | None:
-        runs = results[(results["method"] == method) & (results["subset"] == subset)]
-        if runs.empty:
-            return None
-        return {"task": task, "fraction": fraction, "size": int(runs["size"].iloc[0]), "method": method, "subset": subset,
-                **mean_std(runs[metric].to_numpy(dtype=float)), "seeds": runs["seed"].tolist(), "default": method == DEFAULT_SELECTION,
-                "metric": metric, "train_seconds": float(runs["train_seconds"].sum())}
+        stats = run_stats(results, method, subset, metric)
+        return stats and {"task": task, "fraction": fraction, "method": method, "subset": subset, **stats,
+                          "default": method == DEFAULT_SELECTION, "metric": metric}
 
     rows = [row(1.0, "full", "full")]
     for label in (s for s in info["subsets"] if s.endswith("%")):
@@ -142,7 +139,7 @@ def markdown(rows: list[dict], command: str) -> str:
             cells = [fmt(at.get(m)) + (f" ({at[m]['subset']}, {at[m]['size']})" if m == "hscore" and m in at else "") for m in methods]
             verdict = next((v["versus_random"] for v in judged if v["task"] == task and v["fraction"] == fraction), "–")
             lines.append(f"| {fraction:.0%} | {size} | " + " | ".join(cells) + f" | {verdict} |")
-        seconds = sum(r["train_seconds"] for r in mine)
+        seconds = sum(r["train_seconds"] * len(r["seeds"]) for r in mine)
         lines += ["", f"Training time of all its fine-tunes: {seconds:,.0f} s.", "", f"![{task}](budget-{task}.png)", ""]
     above = [v for v in judged if v["versus_random"] == "above"]
     below = [v for v in judged if v["versus_random"] == "below"]

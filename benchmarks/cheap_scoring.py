@@ -34,7 +34,7 @@ from scipy.stats import spearmanr
 from hprune.dynamics.store import RunDynamics
 from hprune.scores import h_scores
 from hprune.subsets import subset_mask
-from reproduce import mean_std
+from reproduce import run_stats
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -200,16 +200,10 @@ def write_prefix_scoring(full: Path, epochs: int, out: Path) -> None:
 
 
 def phase2_stats(results_csv: Path, method: str, subset: str, metric: str) -> dict | None:
-    """{mean, std, values, seeds, size} of one (method, subset) of a comparison's results.csv."""
+    """run_stats of one (method, subset) of a comparison's results.csv, if it is there."""
     import pandas as pd
 
-    if not results_csv.is_file():
-        return None
-    rows = pd.read_csv(results_csv)
-    rows = rows[(rows["method"] == method) & (rows["subset"] == subset)]
-    if not len(rows):
-        return None
-    return {**mean_std(rows[metric].to_numpy(dtype=float)), "seeds": rows["seed"].tolist(), "size": int(rows["size"].iloc[0])}
+    return run_stats(pd.read_csv(results_csv), method, subset, metric) if results_csv.is_file() else None
 
 
 def plot(rows: list[dict], path: Path) -> None:

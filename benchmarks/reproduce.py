@@ -17,6 +17,7 @@ import argparse
 import shutil
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -156,17 +157,8 @@ def publish(task: str, work: Path) -> dict | None:
     metric = spec.metric
     results = pd.read_csv(compare / "results.csv")
 
-    def stats(method, subset):
-        rows = results[(results["method"] == method) & (results["subset"] == subset)]
-        if not len(rows):
-            return None
-        out = {**mean_std(rows[metric].to_numpy()), "seeds": rows["seed"].tolist(), "train_seconds": float(rows["train_seconds"].mean()),
-               "size": int(rows["size"].iloc[0])}
-        if f"{TEST_PREFIX}{metric}" in rows:
-            out["test"] = mean_std(rows[f"{TEST_PREFIX}{metric}"].to_numpy())
-        return out
-
     wt = next(s for s in family if s["name"] == "winning-ticket")
+    stats = partial(run_stats, results, metric=metric)
     full, wt_hscore = stats("full", "full"), stats("hscore", "winning-ticket") or {}
     report = manifest["learning_report"]
     entry = {
@@ -205,6 +197,18 @@ def publish_dynamics(scoring: Path, dest: Path) -> None:
 
 def mean_std(values: np.ndarray) -> dict:
     return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "values": values.tolist()}
+
+
+def run_stats(results: pd.DataFrame, method: str, subset: str, metric: str) -> dict | None:
+    """{mean, std, values, seeds, size, train_seconds (mean), test} of one (method, subset) of a comparison's results."""
+    rows = results[(results["method"] == method) & (results["subset"] == subset)]
+    if not len(rows):
+        return None
+    out = {**mean_std(rows[metric].to_numpy(dtype=float)), "seeds": rows["seed"].tolist(), "size": int(rows["size"].iloc[0]),
+           "train_seconds": float(rows["train_seconds"].mean())}
+    if f"{TEST_PREFIX}{metric}" in rows:
+        out["test"] = mean_std(rows[f"{TEST_PREFIX}{metric}"].to_numpy(dtype=float))
+    return out
 
 
 def write_tables(entries: list[dict]) -> None:

@@ -191,7 +191,7 @@ CASES = [
     ("train: --fraction without a scoring", {}, ["train", "--train", "{train}", "--eval", "{eval}", "--fraction", "0.5", "--out", "{out}"],
      "give its folder too: --subset DIR"),
     ("compare: a fraction above 1", {}, ["compare", "{scored}", "--eval", "{eval}", "--fractions", "0.3,1.5", "--out", "{out}"],
-     "--fraction 1.5 is outside (0, 1]"),
+     "argument --fractions: 1.5 is not in (0, 1]"),
     ("compare: fractions not numbers", {}, ["compare", "{scored}", "--eval", "{eval}", "--fractions", "0.3,half", "--out", "{out}"],
      "argument --fractions: expected comma-separated numbers"),
     ("subsets: scoring did not finish", {"run": _spoilt_scoring("running")}, ["subsets", "{in}/run"], "did not finish"),

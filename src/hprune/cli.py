@@ -240,9 +240,13 @@ def _scoring_and_name(spec: str, budget: bool) -> tuple[str, str | None]:
 
 def _fractions(text: str) -> list[float]:
     try:
-        return [float(x) for x in _comma_list(text)]
+        fractions = [float(x) for x in _comma_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.3,0.5,0.7, got {text!r}") from None
+    outside = [f"{f:g}" for f in fractions if not 0 < f <= 1]
+    if outside or not fractions:
+        raise argparse.ArgumentTypeError(f"{', '.join(outside) or repr(text)} is not in (0, 1]: give shares of the rows to keep, e.g. 0.3,0.5,0.7")
+    return fractions
 
 
 def _comma_list(text: str) -> list[str]:

@@ -156,7 +156,7 @@ def markdown(rows: list[dict], command: str) -> str:
               f"not above: {where([v for v in with_rs2 if v['rs2_gap'] <= 0], 'rs2_gap')}.", ""]
     lines += ["## Every rule against random", "",
               "Per method, at how many (task, fraction) its mean is above random's by more than random's seed std, within it, or "
-              "below it; and the mean of its mean minus random's (×100; hscore at its own size, so roughly). The default rule is the H-score rule that measured best here.", "",
+              "below it; and the mean of its mean minus random's (×100; hscore at its own size, so roughly). The default rule is chosen from this table: the most `above`.", "",
               "| method | above | within | below | mean gap |", "|---|---|---|---|---|"]
     for method in dict.fromkeys(r["method"] for r in rows if r["method"] not in ("full", "random")):
         mine = verdicts(rows, method)

@@ -23,7 +23,7 @@ def test_budget_benchmark_compares_and_publishes(tmp_path, tiny_bert):
     docs = tmp_path / "docs"
     docs.mkdir()
     argv = ["--tasks", "trec", "--scoring", str(scoring), "--train", str(train), "--eval", str(evalf), "--model", tiny_bert,
-            "--fractions", "0.3,0.5", "--methods", f"{DEFAULT_SELECTION},random,rs2,ccs,hscore", "--seeds", "1", "--threads", "1",
+            "--fractions", "0.3,0.5", "--methods", ",".join(dict.fromkeys([DEFAULT_SELECTION, "random", "rs2", "ccs", "hscore"])), "--seeds", "1", "--threads", "1",
             "--work", str(tmp_path / "work"), "--docs", str(docs)]
     assert budget.main(argv) == 0
     rows = json.loads((docs / "budget.json").read_text())

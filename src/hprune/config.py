@@ -124,10 +124,10 @@ class ScoreConfig:
 
 
 # What `hprune compare` fills each subset's size with when --methods is not given ("hscore": the subset
-# itself); the budget rules (DEFAULT_SELECTION's kind) join once docs/budget.md shows one beating random.
+# itself); the budget rules are not among them: docs/budget.md shows none beating random at every budget.
 COMPARE_METHODS = ("hscore", "random", "ambiguous", "forgetting", "el2n", "aum")
 # Selection at a budget (--fraction / --size): the rule used when no --method is given. One of
-# subsets.BUDGET_METHODS; set from the measurements in docs/budget.md.
+# subsets.BUDGET_METHODS; the rule above random most often in docs/budget.md (and below it once, TREC at 30%).
 DEFAULT_SELECTION = "hscore-stratified"
 # The stratified rules (CCS, Zheng et al. ICLR 2023) first cut the hardest examples, likely mislabelled:
 H0_CUT = 0.5  # hscore-*: this share of the H = 0 examples, those of lowest confidence

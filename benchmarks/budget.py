@@ -63,6 +63,13 @@ def task_rows(task: str, compare_dir: Path) -> list[dict]:
     return [r for r in rows if r]
 
 
+def in_order(rows: list[dict]) -> list[str]:
+    """The methods of these rows but the full set, in METHODS' order (the default rule first), so that every task's table reads alike."""
+    order = METHODS.split(",")
+    present = {r["method"] for r in rows} - {"full"}
+    return sorted(present, key=lambda m: (order.index(m) if m in order else len(order), m))
+
+
 def verdicts(rows: list[dict], method: str = DEFAULT_SELECTION) -> list[dict]:
     """Per (task, fraction): a method (the default rule) against random (by more than random's seed std or not) and against RS2."""
     out = []
@@ -89,7 +96,7 @@ def plot(task: str, rows: list[dict], path: Path) -> None:
     full = next(r for r in rows if r["method"] == "full")
     ax.axhspan(100 * (full["mean"] - full["std"]), 100 * (full["mean"] + full["std"]), color="grey", alpha=0.2)
     ax.axhline(100 * full["mean"], color="grey", ls="--", lw=1, label=f"full set ({full['size']})")
-    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "full"))
+    methods = in_order(rows)
     for k, method in enumerate(methods):
         line = sorted({r["size"]: r for r in rows if r["method"] == method}.values(), key=lambda r: r["size"])  # hscore: a subset once
         offset = 0.004 * (k - (len(methods) - 1) / 2)  # side by side, so that error bars don't hide each other
@@ -130,7 +137,7 @@ def markdown(rows: list[dict], command: str) -> str:
     for task in dict.fromkeys(r["task"] for r in rows):
         mine = [r for r in rows if r["task"] == task]
         full = next(r for r in mine if r["method"] == "full")
-        methods = list(dict.fromkeys(r["method"] for r in mine if r["method"] != "full"))
+        methods = in_order(mine)
         lines += [f"## {task} ({full['metric']}; full set {full['size']} examples: {fmt(full)})", "",
                   "| fraction | size | " + " | ".join(methods) + " | default vs random |", "|---|---|" + "---|" * (len(methods) + 1)]
         for fraction in sorted({r["fraction"] for r in mine if r["method"] != "full"}):
@@ -158,7 +165,7 @@ def markdown(rows: list[dict], command: str) -> str:
               "Per method, at how many (task, fraction) its mean is above random's by more than random's seed std, within it, or "
               "below it; and the mean of its mean minus random's (×100; hscore at its own size, so roughly). The default rule is chosen from this table: the most `above`.", "",
               "| method | above | within | below | mean gap |", "|---|---|---|---|---|"]
-    for method in dict.fromkeys(r["method"] for r in rows if r["method"] not in ("full", "random")):
+    for method in (m for m in in_order(rows) if m != "random"):
         mine = verdicts(rows, method)
         count = lambda word: sum(v["versus_random"] == word for v in mine)
         gap = sum(v["gap"] for v in mine) / len(mine) if mine else float("nan")

@@ -3,8 +3,8 @@
 # (scores.parquet, subsets.json and manifest.json of a scoring; the fine-tunes read the training file from
 # .gpu/data/), many fine-tunes sharing the GPU (--jobs): the budget table of issue 21 (benchmarks/budget.py)
 # for sst2-20k (TREC's and CoLA's ran on the CPU; a GPU's numbers differ from the CPU's, so don't mix them in
-# one task), and with PARITY=yes issue 24's CoLA phase-2 parity (done on the CPU). The comparisons of one task share one cache, so
-# its full-set fine-tunes are trained once.
+# one task), and with PARITY=yes issue 24's CoLA phase-2 parity (done on the CPU). The comparisons of one
+# task share one cache, so its full-set fine-tunes are trained once.
 #
 # Here first: `bash benchmarks/gpu_sst2.sh prepare` (the model), then copy the scorings and data the jobs name
 # into .gpu/. Device call: `bash benchmarks/gpu_phase2.sh`, carry [".gpu"]. Results: one tarball per task.

@@ -42,11 +42,13 @@ class StratifiedRule:
     cut_from_zero: bool  # the cut comes from the examples scored 0 (H = 0), lowest confidence first; else from all, lowest score first
     bins: int | None = None  # equal-width strata over the score's range (CCS); None: one stratum per value (H's R + 1 levels)
     by_class: str | None = None  # "quota": each class keeps its share and is stratified alone; "joint": one stratum per (score, class)
+    adaptive: bool = False  # stratum weights count ** (1 - kept share): even (CCS) at large budgets, near random at small ones
 
 
 STRATIFIED_METHODS = {
     "hscore-stratified": StratifiedRule("h_score", H0_CUT, cut_from_zero=True, by_class="quota"),
     "hscore-joint": StratifiedRule("h_score", H0_CUT, cut_from_zero=True, by_class="joint"),
+    "hscore-adaptive": StratifiedRule("h_score", H0_CUT, cut_from_zero=True, by_class="quota", adaptive=True),
     "ccs": StratifiedRule("aum", CCS_HARD_CUT, cut_from_zero=False, bins=CCS_STRATA),
 }
 BUDGET_METHODS = (*SELECTION_METHODS, *STRATIFIED_METHODS)  # every method that fills a size it is given
@@ -183,13 +185,14 @@ def stratified_positions(scores: pd.DataFrame, rule: StratifiedRule, size: int, 
     n_cut = min(int(rule.cut * candidates.sum()), n - size)
     pool = np.setdiff1d(np.arange(n), hard_first[candidates[hard_first]][:n_cut])
     strata, labels, pool_rank = score_strata(score[pool], rule.bins), scores["label_id"].to_numpy()[pool], rank[pool]
+    power = 1 - size / n if rule.adaptive else 0.0
     by_class = "quota" if class_balanced else rule.by_class
     if by_class == "joint":
         strata = strata * (labels.max() + 1) + labels
     if by_class != "quota":
-        return pool[allocate_in_strata(strata, size, pool_rank)]
+        return pool[allocate_in_strata(strata, size, pool_rank, power=power)]
     classes, counts = np.unique(labels, return_counts=True)
-    picked = [pool[labels == c][allocate_in_strata(strata[labels == c], q, pool_rank[labels == c])]
+    picked = [pool[labels == c][allocate_in_strata(strata[labels == c], q, pool_rank[labels == c], power=power)]
               for c, q in zip(classes, _largest_remainder(counts, size))]
     return np.concatenate(picked)
 
@@ -204,24 +207,31 @@ def score_strata(values: np.ndarray, bins: int | None) -> np.ndarray:
     return np.minimum(((values - low) / (high - low) * bins).astype(np.int64), bins - 1)
 
 
-def allocate_in_strata(strata: np.ndarray, budget: int, rank: np.ndarray) -> np.ndarray:
-    """Positions of `budget` examples spread over the strata by `even_allocation`, the lowest `rank` of each stratum."""
+def allocate_in_strata(strata: np.ndarray, budget: int, rank: np.ndarray, *, power: float = 0.0) -> np.ndarray:
+    """Positions of `budget` examples spread over the strata by `even_allocation` (weights count ** power), the
+    lowest `rank` of each stratum."""
     _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
-    quota = even_allocation(counts, budget)
+    quota = even_allocation(counts, budget, weights=counts.astype(np.float64) ** power)
     order = np.lexsort((rank, inverse))  # by stratum, then at random within it
     starts = np.cumsum(counts) - counts
     return np.concatenate([order[start:start + q] for start, q in zip(starts, quota)] or [np.array([], dtype=np.int64)])
 
 
-def even_allocation(counts: np.ndarray, budget: int) -> np.ndarray:
-    """CCS's allocation of a budget over strata of these sizes: from the smallest stratum up, each gets an even
-    share of what is left, or all its examples when it has fewer. Sums to the budget when the strata hold it."""
+def even_allocation(counts: np.ndarray, budget: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """CCS's allocation of a budget over strata of these sizes: from the stratum that fills first up, each gets
+    its share of what is left (even, or by `weights`), or all its examples when it has fewer. Sums to the budget
+    when the strata hold it. Weights equal to the counts give random's proportional shares."""
     counts = np.asarray(counts, dtype=np.int64)
+    weights = np.ones(len(counts)) if weights is None else np.asarray(weights, dtype=np.float64)
     quota = np.zeros_like(counts)
-    left = budget
-    for k, stratum in enumerate(np.argsort(counts, kind="stable")):
-        quota[stratum] = min(counts[stratum], left // (len(counts) - k))
+    left, order = budget, np.argsort(counts / weights, kind="stable")
+    for k, stratum in enumerate(order):
+        quota[stratum] = min(counts[stratum], int(left * weights[stratum] / weights[order[k:]].sum()))
         left -= quota[stratum]
+    for stratum in order[::-1]:  # what rounding down left over, to the strata with room
+        extra = min(counts[stratum] - quota[stratum], left)
+        quota[stratum] += extra
+        left -= extra
     return quota
 
 

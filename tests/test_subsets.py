@@ -150,6 +150,20 @@ def test_even_allocation_fills_small_strata_first_then_shares_evenly():
     assert even_allocation([3, 3, 3], 9).tolist() == [3, 3, 3]
 
 
+def test_weighted_allocation_by_the_counts_is_proportional():
+    assert even_allocation([10, 30, 60], 50, weights=[10, 30, 60]).tolist() == [5, 15, 30]
+    assert even_allocation([10, 30, 60], 50, weights=[1, 1, 1]).tolist() == even_allocation([10, 30, 60], 50).tolist() == [10, 20, 20]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=12), st.integers(0, 600), st.floats(0, 1))
+def test_weighted_allocation_spends_the_budget_within_the_strata(counts, budget, power):
+    counts = np.array(counts)
+    budget = min(budget, counts.sum())
+    quota = even_allocation(counts, budget, weights=counts ** power)
+    assert quota.sum() == budget and (quota >= 0).all() and (quota <= counts).all()
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 50), min_size=1, max_size=12), st.integers(0, 600))
 def test_even_allocation_spends_the_budget_within_the_strata(counts, budget):
@@ -184,6 +198,21 @@ def test_hscore_rules_cut_the_least_confident_half_of_h0_and_spread_the_rest_ove
     assert kept["label"].value_counts().to_dict() == {"a": 13, "b": 7}
     # class a: H strata 2, 2, 20 with 13 -> 2, 2, 9
     assert kept[kept["label"] == "a"].groupby("h_score").size().tolist() == [2, 2, 9]
+
+
+def test_hscore_adaptive_is_even_at_large_budgets_and_near_proportional_at_small_ones():
+    s = _hand_built()
+    rank = s["random_order"].to_numpy()
+    adaptive, stratified = STRATIFIED_METHODS["hscore-adaptive"], STRATIFIED_METHODS["hscore-stratified"]
+    # 30 of 40 kept: weights count ** 0.25 in class a (strata 2, 2, 20) -> the two small strata whole, as the even rule does
+    kept = s.iloc[stratified_positions(s, adaptive, 30, rank=rank)]
+    even = s.iloc[stratified_positions(s, stratified, 30, rank=rank)]
+    assert kept.groupby(["label", "h_score"]).size().to_dict() == even.groupby(["label", "h_score"]).size().to_dict()
+    # 4 of 40 kept: weights count ** 0.9; class a's 3 go by its strata sizes 2, 2, 20 -> all to H = 2, where even gives 1, 1, 1
+    kept = s.iloc[stratified_positions(s, adaptive, 4, rank=rank)]
+    assert kept[kept["label"] == "a"]["h_score"].tolist() == [2, 2, 2]
+    even = s.iloc[stratified_positions(s, stratified, 4, rank=rank)]
+    assert sorted(even[even["label"] == "a"]["h_score"]) == [0, 1, 2]
 
 
 def test_the_cut_never_leaves_fewer_than_the_budget():

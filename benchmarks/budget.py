@@ -10,15 +10,10 @@ the scoring's fingerprint. Every fine-tune is cached by hprune: run the same com
     python benchmarks/budget.py --tasks trec,cola,sst2-20k --jobs 6           # run (or resume), then publish
     python benchmarks/budget.py --tasks trec --scoring runs/x/scoring --train FILE --eval FILE --no-publish
     python benchmarks/budget.py --tasks trec,cola,sst2-20k --publish-only     # rebuild docs/ from what is finished
-    python benchmarks/budget.py --tasks sst2-20k --full-from runs/gpu/sst2-20k/compare ...   # the full set's fine-tunes from there
-
---full-from reuses another comparison's full-set fine-tunes (same data, model, settings and seeds: the same cache
-keys), e.g. those of a GPU run, instead of training them again; the docs name where they came from.
 """
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -36,25 +31,9 @@ H_RULES = [m for m, rule in STRATIFIED_METHODS.items() if rule.score == "h_score
 METHODS = ",".join(dict.fromkeys([DEFAULT_SELECTION, *H_RULES, "random", "rs2", "ccs", "hscore"]))
 
 
-FULL_FROM = "full_from.json"  # in a comparison folder: where its full-set fine-tunes were copied from
-
-
-def seed_full_set(source: Path, out: Path) -> None:
-    """Copy the full-set cache entries of the comparison `source` into the comparison folder `out` and record it."""
-    entries = [f for f in sorted((source / "cache").glob("*.json")) if read_json(f)["method"] == "full"]
-    if not entries:
-        sys.exit(f"error: {source / 'cache'} holds no full-set fine-tune; give a comparison folder that trained the full set")
-    (out / "cache").mkdir(parents=True, exist_ok=True)
-    for f in entries:
-        shutil.copy2(f, out / "cache" / f.name)
-    write_json(out / FULL_FROM, {"source": str(source), "entries": len(entries)})
-
-
 def run_task(task: str, work: Path, args) -> None:
     """`hprune compare --fractions` of one task on its published scoring (or --scoring), into WORK/<task>/budget."""
     spec = TASKS[task]
-    if args.full_from:
-        seed_full_set(args.full_from, work / task / "budget")
     scoring = args.scoring or DOCS / "results" / task
     train, evalf = (args.train, args.eval) if args.train else task_files(task, work, Path(args.data))
     tested = ["--test", str(Path(args.data) / spec.test)] if spec.test and not args.train else []
@@ -77,8 +56,6 @@ def task_rows(task: str, compare_dir: Path) -> list[dict]:
                           "default": method == DEFAULT_SELECTION, "metric": metric}
 
     rows = [row(1.0, "full", "full")]
-    if (compare_dir / FULL_FROM).is_file():
-        rows[0]["full_from"] = read_json(compare_dir / FULL_FROM)["source"]
     for label in (s for s in info["subsets"] if s.endswith("%")):
         fraction = float(label[:-1]) / 100
         nearest = nearest_subset(family, budget_size(len(scores), fraction=fraction))["name"]
@@ -150,9 +127,6 @@ def markdown(rows: list[dict], command: str) -> str:
         f"- `hscore-stratified`: cut the {H0_CUT:.0%} of the H = 0 examples with the lowest confidence (likely mislabelled); give each "
         "class its share of the budget (largest remainder); within a class, spread its share evenly over the H values from the "
         "smallest stratum up (CCS's allocation); random within a stratum.",
-        "- `hscore-adaptive`: as `hscore-stratified`, but the strata of a class share its budget in proportion to count^(1 − F) "
-        "(F the fraction kept) instead of evenly: close to even (CCS) at large budgets, close to the strata's own sizes (random after the "
-        "cut) at small ones.",
         "- `hscore-joint`: the same cut; one stratum per (H, class), the budget spread evenly over all of them from the smallest up.",
         f"- `ccs` (Zheng et al., ICLR 2023) on AUM: cut the {CCS_HARD_CUT:.0%} of lowest AUM; {CCS_STRATA} equal-width AUM strata, the "
         "budget spread evenly from the smallest up; random within.",
@@ -165,8 +139,6 @@ def markdown(rows: list[dict], command: str) -> str:
         full = next(r for r in mine if r["method"] == "full")
         methods = in_order(mine)
         lines += [f"## {task} ({full['metric']}; full set {full['size']} examples: {fmt(full)})", "",
-                  *([f"The full set's fine-tunes are those of the comparison `{full['full_from']}` (the same cache keys: data, "
-                     "model, settings, seeds), not trained again here; their time is not in the total below.", ""] if "full_from" in full else []),
                   "| fraction | size | " + " | ".join(methods) + " | default vs random |", "|---|---|" + "---|" * (len(methods) + 1)]
         for fraction in sorted({r["fraction"] for r in mine if r["method"] != "full"}):
             at = {r["method"]: r for r in mine if r["fraction"] == fraction}
@@ -174,7 +146,7 @@ def markdown(rows: list[dict], command: str) -> str:
             cells = [fmt(at.get(m)) + (f" ({at[m]['subset']}, {at[m]['size']})" if m == "hscore" and m in at else "") for m in methods]
             verdict = next((v["versus_random"] for v in judged if v["task"] == task and v["fraction"] == fraction), "–")
             lines.append(f"| {fraction:.0%} | {size} | " + " | ".join(cells) + f" | {verdict} |")
-        seconds = sum(r["train_seconds"] * len(r["seeds"]) for r in mine if "full_from" not in r)
+        seconds = sum(r["train_seconds"] * len(r["seeds"]) for r in mine)
         lines += ["", f"Training time of all its fine-tunes: {seconds:,.0f} s.", "", f"![{task}](budget-{task}.png)", ""]
     above = [v for v in judged if v["versus_random"] == "above"]
     below = [v for v in judged if v["versus_random"] == "below"]
@@ -233,7 +205,6 @@ def main(argv=None) -> int:
     p.add_argument("--scoring", type=Path, help="a scoring folder instead of docs/results/<task> (one task)")
     p.add_argument("--train", type=Path, help="with --scoring: its training file (default: the task's, as reproduce.py builds it)")
     p.add_argument("--eval", type=Path, help="with --train: the evaluation file")
-    p.add_argument("--full-from", type=Path, help="one task: reuse the full-set fine-tunes of this comparison folder (e.g. a GPU run's)")
     p.add_argument("--docs", type=Path, default=DOCS, help="where budget.md, budget.json and the plots go (default docs/)")
     p.add_argument("--publish-only", action="store_true", help="only rebuild the docs from finished comparisons")
     p.add_argument("--no-publish", action="store_true", help="leave the docs alone")
@@ -242,8 +213,8 @@ def main(argv=None) -> int:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         p.error(f"unknown task {', '.join(unknown)}; choose from {', '.join(TASKS)}")
-    if (args.scoring or args.train or args.full_from) and len(tasks) != 1:
-        p.error("--scoring, --train and --full-from take one task")
+    if (args.scoring or args.train) and len(tasks) != 1:
+        p.error("--scoring and --train take one task")
     if bool(args.train) != bool(args.eval):
         p.error("--train and --eval go together")
     if not args.publish_only:

@@ -36,11 +36,3 @@ def test_budget_benchmark_compares_and_publishes(tmp_path, tiny_bert):
         assert "subset" in at[fraction, "hscore"]
     assert [r["method"] for r in rows if r["default"]] == [DEFAULT_SELECTION] * 2
     assert "## Against the target" in (docs / "budget.md").read_text() and (docs / "budget-trec.png").stat().st_size > 0
-
-    # --full-from: another comparison's full-set fine-tunes are reused (same cache keys), and the docs say so
-    argv2 = [*argv[:argv.index("--fractions")], "--fractions", "0.5", "--methods", "random", "--seeds", "1", "--threads", "1",
-             "--work", str(tmp_path / "work2"), "--docs", str(docs), "--full-from", str(tmp_path / "work" / "trec" / "budget")]
-    assert budget.main(argv2) == 0
-    full = next(r for r in json.loads((docs / "budget.json").read_text()) if r["method"] == "full")
-    assert full["values"] == at[1.0, "full"]["values"] and full["full_from"].endswith("budget")
-    assert "not trained again here" in (docs / "budget.md").read_text()

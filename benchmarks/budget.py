@@ -127,6 +127,9 @@ def markdown(rows: list[dict], command: str) -> str:
         f"- `hscore-stratified`: cut the {H0_CUT:.0%} of the H = 0 examples with the lowest confidence (likely mislabelled); give each "
         "class its share of the budget (largest remainder); within a class, spread its share evenly over the H values from the "
         "smallest stratum up (CCS's allocation); random within a stratum.",
+        "- `hscore-adaptive`: as `hscore-stratified`, but the strata of a class share its budget in proportion to count^(1 − F) "
+        "(F the fraction kept) instead of evenly: close to even (CCS) at large budgets, close to the strata's own sizes (random after the "
+        "cut) at small ones.",
         "- `hscore-joint`: the same cut; one stratum per (H, class), the budget spread evenly over all of them from the smallest up.",
         f"- `ccs` (Zheng et al., ICLR 2023) on AUM: cut the {CCS_HARD_CUT:.0%} of lowest AUM; {CCS_STRATA} equal-width AUM strata, the "
         "budget spread evenly from the smallest up; random within.",
@@ -163,7 +166,7 @@ def markdown(rows: list[dict], command: str) -> str:
               f"not above: {where([v for v in with_rs2 if v['rs2_gap'] <= 0], 'rs2_gap')}.", ""]
     lines += ["## Every rule against random", "",
               "Per method, at how many (task, fraction) its mean is above random's by more than random's seed std, within it, or "
-              "below it; and the mean of its mean minus random's (×100; hscore at its own size, so roughly). The default rule is chosen from this table: the most `above`.", "",
+              "below it; and the mean of its mean minus random's (×100; hscore at its own size, so roughly). The default rule is chosen from this table: the fewest `below`, then the most `above`, then the largest mean gap.", "",
               "| method | above | within | below | mean gap |", "|---|---|---|---|---|"]
     for method in (m for m in in_order(rows) if m != "random"):
         mine = verdicts(rows, method)

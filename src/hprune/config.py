@@ -127,8 +127,8 @@ class ScoreConfig:
 # itself); the budget rules are not among them: docs/budget.md shows none beating random at every budget.
 COMPARE_METHODS = ("hscore", "random", "ambiguous", "forgetting", "el2n", "aum")
 # Selection at a budget (--fraction / --size): the rule used when no --method is given. One of
-# subsets.BUDGET_METHODS; the rule above random most often in docs/budget.md (and below it once, TREC at 30%).
-DEFAULT_SELECTION = "hscore-stratified"
+# subsets.BUDGET_METHODS; in docs/budget.md the rule never below random and above it most often.
+DEFAULT_SELECTION = "hscore-adaptive"
 # The stratified rules (CCS, Zheng et al. ICLR 2023) first cut the hardest examples, likely mislabelled:
 H0_CUT = 0.5  # hscore-*: this share of the H = 0 examples, those of lowest confidence
 CCS_HARD_CUT = 0.05  # ccs: this share of all examples, those of lowest AUM

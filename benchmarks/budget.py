@@ -10,6 +10,7 @@ the scoring's fingerprint. Every fine-tune is cached by hprune: run the same com
     python benchmarks/budget.py --tasks trec,cola,sst2-20k --jobs 6           # run (or resume), then publish
     python benchmarks/budget.py --tasks trec --scoring runs/x/scoring --train FILE --eval FILE --no-publish
     python benchmarks/budget.py --tasks trec,cola,sst2-20k --publish-only     # rebuild docs/ from what is finished
+    python benchmarks/budget.py --tasks cola --fractions 0.7 --methods hscore --no-full   # add cells to the published ones
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def run_task(task: str, work: Path, args) -> None:
     parallel = ["--jobs", str(args.jobs), "--threads", "1"] if args.jobs > 1 else ["--threads", str(args.threads)] if args.threads else []
     _check(hprune(["compare", str(scoring), "--train", str(train), "--eval", str(evalf), "--fractions", args.fractions,
                    "--methods", args.methods, "--seeds", str(args.seeds), "--metric", spec.metric, "--task", task,
-                   "--out", str(work / task / "budget"), *parallel, *(["--model", args.model] if args.model else []), *tested]))
+                   "--out", str(work / task / "budget"), *parallel, *(["--no-full"] if args.no_full else []), *(["--model", args.model] if args.model else []), *tested]))
 
 
 def task_rows(task: str, compare_dir: Path) -> list[dict]:
@@ -119,7 +120,7 @@ def markdown(rows: list[dict], command: str) -> str:
     seeds = sorted({len(r["seeds"]) for r in rows})
     lines = [
         "# Selection at a budget: the default rule against random, RS2, CCS and the automatic subsets", "",
-        f"Produced by `{command}` (`hprune compare --fractions`, {' or '.join(map(str, seeds))} phase-2 seeds from 1000, on the published "
+        f"Produced by `python benchmarks/budget.py` runs, each adding or replacing its cells (the last: `{command}`; `hprune compare --fractions`, {' or '.join(map(str, seeds))} phase-2 seeds from 1000, on the published "
         "scorings of docs/results/<task>/ unless the command names another, with the scoring's model and hprune's defaults). "
         "Metric ×100, mean ± std over the seeds. The default rule (`--fraction`/`--size` without `--method`) is "
         f"**{DEFAULT_SELECTION}** (hprune.config.DEFAULT_SELECTION).", "",
@@ -178,12 +179,14 @@ def markdown(rows: list[dict], command: str) -> str:
 
 
 def publish(tasks: list[str], work: Path, docs: Path, command: str) -> list[dict]:
-    """docs/budget.json, .md and the plots from every finished task; a task absent from `work` keeps its published rows."""
+    """docs/budget.json, .md and the plots: the published rows, each replaced by the same (task, fraction, method)
+    from `work` where that is finished. So cells trained on another machine (runs/ is not committed) stay."""
     published = read_json(docs / "budget.json") if (docs / "budget.json").is_file() else []
     rows = []
     for task in dict.fromkeys([*tasks, *(r["task"] for r in published)]):
         compare_dir = work / task / "budget"
-        mine = task_rows(task, compare_dir) if (compare_dir / "results.csv").is_file() else [r for r in published if r["task"] == task]
+        fresh = task_rows(task, compare_dir) if (compare_dir / "results.csv").is_file() else []
+        mine = list({(r["fraction"], r["method"]): r for r in [*(r for r in published if r["task"] == task), *fresh]}.values())
         for r in mine:  # the default may have changed since they were published
             r["default"] = r["method"] == DEFAULT_SELECTION
         if mine:
@@ -209,6 +212,7 @@ def main(argv=None) -> int:
     p.add_argument("--train", type=Path, help="with --scoring: its training file (default: the task's, as reproduce.py builds it)")
     p.add_argument("--eval", type=Path, help="with --train: the evaluation file")
     p.add_argument("--docs", type=Path, default=DOCS, help="where budget.md, budget.json and the plots go (default docs/)")
+    p.add_argument("--no-full", action="store_true", help="skip the full set's fine-tunes: the published full-set row stays")
     p.add_argument("--publish-only", action="store_true", help="only rebuild the docs from finished comparisons")
     p.add_argument("--no-publish", action="store_true", help="leave the docs alone")
     args = p.parse_args(argv)

@@ -128,6 +128,8 @@ def test_plan_at_budgets_fills_exact_sizes_and_stands_in_the_nearest_automatic_s
     assert not set(by["hscore-stratified", "30%", 1000].ids) == set(by["hscore-stratified", "30%", 1001].ids)  # a fresh draw per seed
     with_subsets, _ = plan(scores, subsets, subset_names=["winning-ticket"], methods=["rs2"], seeds=[1], fractions=[0.5])
     assert {(j.method, j.subset, j.epoch_size) for j in with_subsets[1:]} == {("rs2", "winning-ticket", subsets[0]["size"]), ("rs2", "50%", 45)}
+    without_full, _ = plan(scores, subsets, subset_names=None, methods=["random"], seeds=[1], fractions=[0.5], full_set=False)
+    assert [(j.method, j.subset) for j in without_full] == [("random", "50%")]
     with pytest.raises(HpruneError, match=re.escape("--fraction 1.2 is outside (0, 1]")):
         plan(scores, subsets, subset_names=None, methods=["random"], seeds=[1], fractions=[1.2])
 

@@ -271,7 +271,7 @@ def cmd_compare(args) -> int:
         subsets=args.subsets, methods=args.methods, n_seeds=args.seeds, first_seed=args.first_seed,
         class_balanced=args.class_balanced, metric=metric, task=args.task,
         allow_fingerprint_mismatch=args.allow_fingerprint_mismatch, threads=args.threads, parallel=args.jobs, progress=not args.quiet,
-        test_source=args.test, fractions=args.fractions,
+        test_source=args.test, fractions=args.fractions, full_set=not args.no_full,
     )
     print(format_summary(summary, metric))
     print(f"-> {args.out}: results.csv, summary.csv, report.md, report.html")
@@ -389,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first-seed", type=_seed, help="seed of the first of them; the k-th uses first + k (default 1000, or past the "
                    "last scoring seed: phase 2 uses seeds the scoring runs did not)")
     p.add_argument("--class-balanced", action="store_true", help="baselines keep each class's share of the subset size")
+    p.add_argument("--no-full", action="store_true", help="skip the full set's fine-tunes (you know them already; those in OUT stay)")
     p.add_argument("--metric", choices=ALL_METRICS, help="metric of the printed table and the trade-off plot "
                    "(results.csv has all of the task's: accuracy, macro_f1, mcc; multiple choice: accuracy; extractive QA: "
                    "exact, f1; default accuracy, for extractive QA f1)")

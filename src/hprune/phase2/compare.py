@@ -73,8 +73,9 @@ def budget_label(fraction: float) -> str:
 
 
 def plan(scores: pd.DataFrame, subsets: list[dict], *, subset_names: list[str] | None, methods: list[str],
-         seeds: list[int], class_balanced: bool = False, fractions: list[float] | None = None) -> tuple[list[Job], list[str]]:
-    """The full set, then every target from the largest down, each filled by every method with every seed.
+         seeds: list[int], class_balanced: bool = False, fractions: list[float] | None = None,
+         full_set: bool = True) -> tuple[list[Job], list[str]]:
+    """The full set (unless `full_set` is false), then every target from the largest down, each filled by every method with every seed.
 
     Targets: the named automatic subsets (without names: none when `fractions` are given, else the paper's
     family when R = 6, else the whole family) and a budget per fraction (round(fraction x N) examples). At a
@@ -91,7 +92,7 @@ def plan(scores: pd.DataFrame, subsets: list[dict], *, subset_names: list[str] |
     all_ids, h = scores["example_id"].to_numpy(), scores["h_score"].to_numpy()
     targets = [(s["name"], s["size"], s) for s in {s["name"]: s for s in chosen}.values()]
     targets += [(budget_label(f), budget_size(len(scores), fraction=f), None) for f in fractions or []]
-    jobs, notes = [Job(FULL, FULL, all_ids, seed) for seed in seeds], []
+    jobs, notes = [Job(FULL, FULL, all_ids, seed) for seed in seeds if full_set], []
     for label, size, subset in sorted(targets, key=lambda t: -t[1]):
         if size == 0:
             notes.append(f"subset {label} is empty on this data; skipped")
@@ -236,13 +237,15 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
             model: str | None = None, subsets: list[str] | None = None, methods: list[str] | None = None,
             n_seeds: int = 3, first_seed: int | None = None, class_balanced: bool = False, metric: str | None = None,
             task: str | None = None, allow_fingerprint_mismatch: bool = False, threads: int | None = None,
-            parallel: int = 1, progress: bool = True, test_source: str | None = None, fractions: list[float] | None = None) -> pd.DataFrame:
+            parallel: int = 1, progress: bool = True, test_source: str | None = None, fractions: list[float] | None = None,
+            full_set: bool = True) -> pd.DataFrame:
     """Run (or complete) a comparison into `out`: results.csv, summary.csv, compare.json and the report.
 
     `model` defaults to the scoring's model, `methods` to DEFAULT_METHODS, `task` to the scoring folder's
     name, `metric` to the task's (accuracy; F1 for extractive QA). `test_source`: a second held-out file
     every fine-tune is evaluated on too (results.csv gets `test_` columns); the report stays on `eval_source`,
-    the one to choose subsets and settings by. `fractions`: budgets to compare at (plan()). Returns the summary.
+    the one to choose subsets and settings by. `fractions`: budgets to compare at (plan()). `full_set=False`
+    leaves out the full set's fine-tunes (those already in `out` stay in its results). Returns the summary.
     """
     manifest, scores, family = load_scoring(scoring_dir)
     metric = check_metric(manifest.get("task_type"), metric)
@@ -253,7 +256,8 @@ def compare(scoring_dir: str | Path, eval_source: str, *, out: str | Path, confi
     test_data = load_scored_data(manifest, test_source, label_names=train.label_names) if test_source else None
     methods = list(methods or DEFAULT_METHODS)
     seeds = phase2_seeds(n_seeds, manifest["config"]["seeds"], first_seed)
-    jobs, notes = plan(scores, family, subset_names=subsets, methods=methods, seeds=seeds, class_balanced=class_balanced, fractions=fractions)
+    jobs, notes = plan(scores, family, subset_names=subsets, methods=methods, seeds=seeds, class_balanced=class_balanced, fractions=fractions,
+                       full_set=full_set)
     out = Path(out)
     ensure_writable(out)  # only now, so that a bad input leaves nothing behind
     model = recorded_name(model or manifest["config"]["model"])

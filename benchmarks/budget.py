@@ -120,7 +120,8 @@ def markdown(rows: list[dict], command: str) -> str:
     seeds = sorted({len(r["seeds"]) for r in rows})
     lines = [
         "# Selection at a budget: the default rule against random, RS2, CCS and the automatic subsets", "",
-        f"Produced by `python benchmarks/budget.py` runs, each adding or replacing its cells (the last: `{command}`; `hprune compare --fractions`, {' or '.join(map(str, seeds))} phase-2 seeds from 1000, on the published "
+        "Produced by `python benchmarks/budget.py` runs, each adding or replacing its cells "
+        f"(the last: `{command}`; `hprune compare --fractions`, {' or '.join(map(str, seeds))} phase-2 seeds from 1000, on the published "
         "scorings of docs/results/<task>/ unless the command names another, with the scoring's model and hprune's defaults). "
         "Metric ×100, mean ± std over the seeds. The default rule (`--fraction`/`--size` without `--method`) is "
         f"**{DEFAULT_SELECTION}** (hprune.config.DEFAULT_SELECTION).", "",
@@ -150,7 +151,8 @@ def markdown(rows: list[dict], command: str) -> str:
             cells = [fmt(at.get(m)) + (f" ({at[m]['subset']}, {at[m]['size']})" if m == "hscore" and m in at else "") for m in methods]
             verdict = next((v["versus_random"] for v in judged if v["task"] == task and v["fraction"] == fraction), "–")
             lines.append(f"| {fraction:.0%} | {size} | " + " | ".join(cells) + f" | {verdict} |")
-        seconds = sum(r["train_seconds"] * len(r["seeds"]) for r in mine)
+        trained = {(r["method"], r["subset"]): r for r in mine}.values()  # a subset nearest to two budgets trained once
+        seconds = sum(r["train_seconds"] * len(r["seeds"]) for r in trained)
         lines += ["", f"Training time of all its fine-tunes: {seconds:,.0f} s.", "", f"![{task}](budget-{task}.png)", ""]
     above = [v for v in judged if v["versus_random"] == "above"]
     below = [v for v in judged if v["versus_random"] == "below"]
@@ -167,7 +169,8 @@ def markdown(rows: list[dict], command: str) -> str:
               f"not above: {where([v for v in with_rs2 if v['rs2_gap'] <= 0], 'rs2_gap')}.", ""]
     lines += ["## Every rule against random", "",
               "Per method, at how many (task, fraction) its mean is above random's by more than random's seed std, within it, or "
-              "below it; and the mean of its mean minus random's (×100; hscore at its own size, so roughly). The default rule is chosen from this table: the fewest `below`, then the most `above`, then the largest mean gap.", "",
+              "below it; and the mean of its mean minus random's (×100; hscore at its own size, so roughly). The default rule is chosen "
+              "from this table: the fewest `below`, then the most `above`, then the largest mean gap.", "",
               "| method | above | within | below | mean gap |", "|---|---|---|---|---|"]
     for method in (m for m in in_order(rows) if m != "random"):
         mine = verdicts(rows, method)

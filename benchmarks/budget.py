@@ -24,6 +24,7 @@ from hprune.artifacts import load_scoring
 from hprune.cli import main as hprune
 from hprune.config import CCS_HARD_CUT, CCS_STRATA, DEFAULT_SELECTION, H0_CUT
 from hprune.io import read_json, write_json
+from hprune.phase2.compare import budget_label, read_results
 from hprune.subsets import STRATIFIED_METHODS, budget_size, nearest_subset
 from reproduce import DATA, DOCS, REPO, TASKS, _check, run_stats, task_files
 
@@ -44,10 +45,13 @@ def run_task(task: str, work: Path, args) -> None:
                    "--out", str(work / task / "budget"), *parallel, *(["--no-full"] if args.no_full else []), *(["--model", args.model] if args.model else []), *tested]))
 
 
-def task_rows(task: str, compare_dir: Path) -> list[dict]:
-    """The budget.json rows of one finished comparison: per (fraction, method) and the full set (fraction 1)."""
+def task_rows(task: str, compare_dir: Path, fractions: list[float]) -> list[dict]:
+    """The budget.json rows of one finished comparison: per (fraction, method) and the full set (fraction 1).
+
+    `fractions` as well as the budgets in compare.json's subsets: a run of hscore alone records only the
+    automatic subset's name."""
     info = read_json(compare_dir / "compare.json")
-    results = pd.read_csv(compare_dir / "results.csv")
+    results = read_results(compare_dir / "results.csv")
     _, scores, family = load_scoring(info["scoring_dir"])
     metric = info["metric"]
 
@@ -57,8 +61,9 @@ def task_rows(task: str, compare_dir: Path) -> list[dict]:
                           "default": method == DEFAULT_SELECTION, "metric": metric}
 
     rows = [row(1.0, "full", "full")]
-    for label in (s for s in info["subsets"] if s.endswith("%")):
-        fraction = float(label[:-1]) / 100
+    labelled = {float(s[:-1]) / 100 for s in info["subsets"] if s.endswith("%")}
+    for fraction in sorted(labelled | set(fractions)):
+        label = budget_label(fraction)
         nearest = nearest_subset(family, budget_size(len(scores), fraction=fraction))["name"]
         rows += [row(fraction, m, nearest if m == "hscore" else label) for m in info["methods"]]
     return [r for r in rows if r]
@@ -147,7 +152,7 @@ def markdown(rows: list[dict], command: str) -> str:
                   "| fraction | size | " + " | ".join(methods) + " | default vs random |", "|---|---|" + "---|" * (len(methods) + 1)]
         for fraction in sorted({r["fraction"] for r in mine if r["method"] != "full"}):
             at = {r["method"]: r for r in mine if r["fraction"] == fraction}
-            size = next(r["size"] for r in at.values() if r["method"] != "hscore")
+            size = budget_size(full["size"], fraction=fraction)
             cells = [fmt(at.get(m)) + (f" ({at[m]['subset']}, {at[m]['size']})" if m == "hscore" and m in at else "") for m in methods]
             verdict = next((v["versus_random"] for v in judged if v["task"] == task and v["fraction"] == fraction), "–")
             lines.append(f"| {fraction:.0%} | {size} | " + " | ".join(cells) + f" | {verdict} |")
@@ -181,14 +186,14 @@ def markdown(rows: list[dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def publish(tasks: list[str], work: Path, docs: Path, command: str) -> list[dict]:
+def publish(tasks: list[str], work: Path, docs: Path, command: str, fractions: list[float]) -> list[dict]:
     """docs/budget.json, .md and the plots: the published rows, each replaced by the same (task, fraction, method)
     from `work` where that is finished. So cells trained on another machine (runs/ is not committed) stay."""
     published = read_json(docs / "budget.json") if (docs / "budget.json").is_file() else []
     rows = []
     for task in dict.fromkeys([*tasks, *(r["task"] for r in published)]):
         compare_dir = work / task / "budget"
-        fresh = task_rows(task, compare_dir) if (compare_dir / "results.csv").is_file() else []
+        fresh = task_rows(task, compare_dir, fractions) if (compare_dir / "results.csv").is_file() else []
         mine = list({(r["fraction"], r["method"]): r for r in [*(r for r in published if r["task"] == task), *fresh]}.values())
         for r in mine:  # the default may have changed since they were published
             r["default"] = r["method"] == DEFAULT_SELECTION
@@ -232,7 +237,8 @@ def main(argv=None) -> int:
             run_task(task, args.work, args)
     if args.no_publish:
         return 0
-    rows = publish(tasks, args.work, args.docs, " ".join(["python benchmarks/budget.py", *(argv if argv is not None else sys.argv[1:])]))
+    command = " ".join(["python benchmarks/budget.py", *(argv if argv is not None else sys.argv[1:])])
+    rows = publish(tasks, args.work, args.docs, command, [float(f) for f in args.fractions.split(",")])
     print(f"published {len(rows)} rows of {', '.join(dict.fromkeys(r['task'] for r in rows)) or 'nothing yet'} -> "
           f"{args.docs / 'budget.md'}, budget.json, budget-<task>.png")
     return 0

@@ -32,6 +32,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from hprune.dynamics.store import RunDynamics
+from hprune.phase2.compare import read_results
 from hprune.scores import h_scores
 from hprune.subsets import subset_mask
 from reproduce import run_stats
@@ -203,7 +204,7 @@ def phase2_stats(results_csv: Path, method: str, subset: str, metric: str) -> di
     """run_stats of one (method, subset) of a comparison's results.csv, if it is there."""
     import pandas as pd
 
-    return run_stats(pd.read_csv(results_csv), method, subset, metric) if results_csv.is_file() else None
+    return run_stats(read_results(results_csv), method, subset, metric) if results_csv.is_file() else None
 
 
 def plot(rows: list[dict], path: Path) -> None:

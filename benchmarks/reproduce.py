@@ -27,6 +27,7 @@ from hprune.cli import main as hprune
 from hprune.diagnostics import learned
 from hprune.io import read_json, write_json
 from hprune.metrics import TEST_PREFIX
+from hprune.phase2.compare import read_results
 from hprune.artifacts import load_scoring
 from hprune.subsets import subset_mask
 
@@ -155,7 +156,7 @@ def publish(task: str, work: Path) -> dict | None:
         shutil.copy2(compare / name, dest / name)
     spec = TASKS[task]
     metric = spec.metric
-    results = pd.read_csv(compare / "results.csv")
+    results = read_results(compare / "results.csv")
 
     wt = next(s for s in family if s["name"] == "winning-ticket")
     stats = partial(run_stats, results, metric=metric)

@@ -233,6 +233,19 @@ def test_extending_with_other_subsets_and_methods_keeps_the_earlier_rows(compare
     assert len(pd.read_csv(out / "results.csv")) == 3
 
 
+def test_compare_without_the_full_set_keeps_subset_names_as_written(compared, tmp_path):
+    out = tmp_path / "no-full"
+    subsets = json.loads((compared["scoring"] / "subsets.json").read_text())
+    names = [s["name"] for s in subsets if s["size"] and s["name"].isdigit() and s["name"].startswith("0")][:2]
+    assert len(names) == 2
+    for name in names:  # a results.csv of names such as 023 alone, read back to merge the second: text, not 23
+        args = compared["args"]("--out", str(out), "--no-full", seeds=1)
+        args[args.index("winning-ticket")], args[args.index("hscore,random")] = name, "hscore"
+        assert main(args) == 0
+    results = compare_module.read_results(out / "results.csv")
+    assert sorted(results["subset"]) == sorted(names) and set(results["method"]) == {"hscore"}
+
+
 def test_compare_at_a_budget_with_rs2_and_the_stratified_rules(compared, tmp_path):
     out = tmp_path / "budget"
     args = compared["args"]("--out", str(out), "--fractions", "0.5", seeds=1)

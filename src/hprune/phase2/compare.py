@@ -303,7 +303,7 @@ def merge_earlier(out: Path, results: pd.DataFrame, info: dict, earlier_info: di
         log.info(f"note: {out} held a comparison with another {', '.join(changed)}; its results are replaced "
                  "(its fine-tunes stay cached)")
         return results, info
-    earlier = pd.read_csv(out / RESULTS_FILE)
+    earlier = read_results(out / RESULTS_FILE)
     key = ["method", "subset", "seed"]
     kept = earlier[~earlier.set_index(key).index.isin(results.set_index(key).index)]
     if kept.empty:
@@ -317,6 +317,11 @@ def merge_earlier(out: Path, results: pd.DataFrame, info: dict, earlier_info: di
     return merged.loc[order].reset_index(drop=True), {**info, **union}
 
 
+def read_results(path: str | Path) -> pd.DataFrame:
+    """A results.csv as written: subset names such as 0156 stay text (pandas alone would read 156)."""
+    return pd.read_csv(path, dtype={"task": str, "method": str, "subset": str})
+
+
 def report(report_dir: str | Path, *, scoring_dir: str | Path | None = None, metric: str | None = None) -> Path:
     """(Re)write the report of a comparison folder from its results.csv and the scoring folder."""
     out = Path(report_dir)
@@ -328,7 +333,7 @@ def report(report_dir: str | Path, *, scoring_dir: str | Path | None = None, met
     if problem:
         raise HpruneError(f"{problem}; run the same `hprune compare` command to write it again (its fine-tunes are cached)")
     manifest, scores, subsets = load_scoring(scoring_dir or info["scoring_dir"])
-    return write_report(out, results=pd.read_csv(out / RESULTS_FILE), scores=scores, subsets=subsets, manifest=manifest,
+    return write_report(out, results=read_results(out / RESULTS_FILE), scores=scores, subsets=subsets, manifest=manifest,
                         info=info, metric=check_metric(manifest.get("task_type"), metric or info["metric"]))
 
 

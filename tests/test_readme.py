@@ -77,3 +77,19 @@ def test_fit_takes_rows_in_memory_with_the_fingerprint_of_the_file(scored, tiny_
     assert scorer.manifest_["fingerprint"] == hprune.load(out).manifest["fingerprint"]
     pd.testing.assert_frame_equal(scorer.scores_, hprune.load(out).scores)  # the same scores as the CLI's, value for value
     assert scorer.get_support("winning-ticket").tolist() == hprune.load(out).mask("winning-ticket").tolist()
+
+
+def test_fit_and_finetune_give_the_callers_torch_settings_back(scored, tiny_bert, tmp_path):
+    """hprune flushes subnormals and sets torch's threads for its fits; in a user's process both end with the fit."""
+    import torch
+
+    import hprune
+    from hprune.engine.loop import flushes_denormals
+
+    _, train, evalf, _ = scored
+    torch.set_flush_denormal(False)
+    torch.set_num_threads(2)
+    hprune.HScorer(model=tiny_bert, runs=2, epochs=1, threads=1, progress=False).fit(str(train), str(evalf))
+    assert not flushes_denormals() and torch.get_num_threads() == 2
+    metrics = hprune.finetune(str(train), str(evalf), model=tiny_bert, rows=np.arange(30), epochs=1, threads=1, progress=False)
+    assert metrics["train_size"] == 30 and not flushes_denormals() and torch.get_num_threads() == 2

@@ -20,11 +20,33 @@ MEGABATCH = 50  # batches per length-sorted pool: long enough to group lengths, 
 
 
 def setup_torch(threads: int | None = None, deterministic: bool = True) -> None:
-    """CPU settings that measured faster here, and deterministic kernels for reproducible scores."""
+    """CPU settings that measured faster here, and deterministic kernels for reproducible scores. They are
+    process-wide: set them for good only in a worker process hprune owns; elsewhere use `torch_settings`."""
     torch.set_flush_denormal(True)
     if threads:
         torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
+@contextlib.contextmanager
+def torch_settings(threads: int | None = None, deterministic: bool = True):
+    """`setup_torch` for the length of a fit in the caller's process, then the caller's own settings back
+    (flushed subnormals would otherwise change the user's numpy and torch arithmetic after hprune returns)."""
+    before = (flushes_denormals(), torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())
+    setup_torch(threads, deterministic)
+    try:
+        yield
+    finally:
+        flush, n_threads, det, warn_only = before
+        torch.set_flush_denormal(flush)
+        torch.set_num_threads(n_threads)
+        torch.use_deterministic_algorithms(det, warn_only=warn_only)
+
+
+def flushes_denormals() -> bool:
+    """Whether subnormal floats are flushed to zero now (torch has no getter for set_flush_denormal)."""
+    return torch.tensor([1e-40]).mul(1.0).item() == 0.0
 
 
 def seed_everything(seed: int) -> None:

@@ -18,7 +18,7 @@ from ..config import TRAIN_OPTIONS, ScoreConfig, tokenized_cache_dir
 from ..data import LabelledData
 from ..engine.distributed import barrier, current_world, device_for, init_from_env, lost_a_rank
 from ..dynamics.store import discard_run, epochs_saved, run_problem
-from ..engine.loop import default_device, micro_batches_per_epoch, setup_torch
+from ..engine.loop import default_device, micro_batches_per_epoch, torch_settings
 from ..engine.progress import progress_bar
 from ..engine.models import check_model, load_model, recorded_name, train_config_for
 from ..errors import HpruneError, Interrupted
@@ -117,10 +117,10 @@ class HScorer:
             import_ray()  # a missing Ray fails here, before --out is touched
             if current_world().distributed:
                 raise HpruneError("--executor ray dispatches whole runs; start it once, not under torchrun or accelerate launch")
-        setup_torch(self.threads)
         self.world_, created = init_from_env()
         try:
-            return self._fit_locked(train, eval_data)
+            with torch_settings(self.threads):
+                return self._fit_locked(train, eval_data)
         except RuntimeError as e:
             if lost_a_rank(e):
                 raise Interrupted() from None  # its runs resume from their last epoch, like this rank's

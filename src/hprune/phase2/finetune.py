@@ -8,7 +8,7 @@ import numpy as np
 
 from ..config import ScoreConfig, TrainConfig
 from ..data import LabelledData
-from ..engine.loop import default_device, evaluate, fine_tune, seed_everything, setup_torch
+from ..engine.loop import default_device, evaluate, fine_tune, seed_everything, torch_settings
 from ..engine.models import check_model, load_model, recorded_name, train_config_for
 from ..errors import HpruneError
 from ..io import ensure_writable, write_json
@@ -37,32 +37,32 @@ def train_and_evaluate(
     with `test_data`, the same metrics on it too, prefixed `test_`, from the same fine-tuned model.
     With `epoch_size`, each epoch trains on a new random `epoch_size` of those examples (RS2: subsets.rs2_epochs),
     and `train_size` is that size: the example-steps of a static subset of it."""
-    setup_torch(threads)
-    seed_everything(seed)
-    task = task_of(train)
-    tokenizer, model = load_model(model_name, train.label_names, task.name)
-    model.to(default_device())
-    ids = train.example_ids if example_ids is None else np.asarray(example_ids, dtype=np.int64)
-    encoded = task.encode(tokenizer, train, config.max_length, ids=ids)
-    epoch_rows = None
-    if epoch_size is not None:  # the drawn examples' features (a long QA context has several)
-        epoch_rows = [np.flatnonzero(np.isin(encoded.example_index, drawn)) for drawn in rs2_epochs(len(ids), epoch_size, config.epochs, seed=seed)]
-    fit = fine_tune(model, tokenizer, encoded.features, encoded.targets, config, seed=seed, progress=progress, task=task, epoch_rows=epoch_rows)
+    with torch_settings(threads):
+        seed_everything(seed)
+        task = task_of(train)
+        tokenizer, model = load_model(model_name, train.label_names, task.name)
+        model.to(default_device())
+        ids = train.example_ids if example_ids is None else np.asarray(example_ids, dtype=np.int64)
+        encoded = task.encode(tokenizer, train, config.max_length, ids=ids)
+        epoch_rows = None
+        if epoch_size is not None:  # the drawn examples' features (a long QA context has several)
+            epoch_rows = [np.flatnonzero(np.isin(encoded.example_index, drawn)) for drawn in rs2_epochs(len(ids), epoch_size, config.epochs, seed=seed)]
+        fit = fine_tune(model, tokenizer, encoded.features, encoded.targets, config, seed=seed, progress=progress, task=task, epoch_rows=epoch_rows)
 
-    def metrics_on(data: LabelledData) -> dict[str, float]:
-        return evaluate(task, model, tokenizer, data, task.encode(tokenizer, data, config.max_length), bf16=config.bf16)
+        def metrics_on(data: LabelledData) -> dict[str, float]:
+            return evaluate(task, model, tokenizer, data, task.encode(tokenizer, data, config.max_length), bf16=config.bf16)
 
-    started = time.perf_counter()
-    metrics = metrics_on(eval_data)
-    if test_data is not None:
-        metrics.update({f"{TEST_PREFIX}{k}": v for k, v in metrics_on(test_data).items()})
-    return {
-        **metrics,
-        "train_size": int(len(ids) if epoch_size is None else epoch_size),
-        "train_seconds": round(fit["train_seconds"], 2),
-        "eval_seconds": round(time.perf_counter() - started, 2),
-        "train_loss": [round(x, 4) for x in fit["train_loss"]],
-    }
+        started = time.perf_counter()
+        metrics = metrics_on(eval_data)
+        if test_data is not None:
+            metrics.update({f"{TEST_PREFIX}{k}": v for k, v in metrics_on(test_data).items()})
+        return {
+            **metrics,
+            "train_size": int(len(ids) if epoch_size is None else epoch_size),
+            "train_seconds": round(fit["train_seconds"], 2),
+            "eval_seconds": round(time.perf_counter() - started, 2),
+            "train_loss": [round(x, 4) for x in fit["train_loss"]],
+        }
 
 
 def finetune(train, eval_data, *, model: str = ScoreConfig.model, rows=None, subset: str | None = None, seed: int = 0,

@@ -202,8 +202,6 @@ def write_prefix_scoring(full: Path, epochs: int, out: Path) -> None:
 
 def phase2_stats(results_csv: Path, method: str, subset: str, metric: str) -> dict | None:
     """run_stats of one (method, subset) of a comparison's results.csv, if it is there."""
-    import pandas as pd
-
     return run_stats(read_results(results_csv), method, subset, metric) if results_csv.is_file() else None
 
 

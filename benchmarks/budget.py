@@ -138,6 +138,9 @@ def markdown(rows: list[dict], command: str) -> str:
         "(F the fraction kept) instead of evenly: close to even (CCS) at large budgets, close to the strata's own sizes (random after the "
         "cut) at small ones.",
         "- `hscore-joint`: the same cut; one stratum per (H, class), the budget spread evenly over all of them from the smallest up.",
+        "- `hscore-ticket`: the same cut and class shares; a class's share is drawn from its winning ticket (0 < H < R) first, evenly over "
+        "the H values as in `hscore-stratified`, then, once the ticket is used up, from H = R at random, then from what the cut left of "
+        "H = 0: the order in which the paper's family gives its levels back, extended to any size.",
         f"- `ccs` (Zheng et al., ICLR 2023) on AUM: cut the {CCS_HARD_CUT:.0%} of lowest AUM; {CCS_STRATA} equal-width AUM strata, the "
         "budget spread evenly from the smallest up; random within.",
         "- `random`: a uniform random subset (a new one per seed). `rs2` (Okanovic et al.): a new random subset of the size every "

@@ -216,6 +216,18 @@ def test_hscore_adaptive_is_even_at_large_budgets_and_near_proportional_at_small
     assert sorted(even[even["label"] == "a"]["h_score"]) == [0, 1, 2]
 
 
+def test_hscore_ticket_fills_from_the_winning_ticket_then_h_r_then_h0():
+    s = _hand_built()  # R taken as the highest H, 2: the winning ticket is H = 1
+    rank, rule = s["random_order"].to_numpy(), STRATIFIED_METHODS["hscore-ticket"]
+    kept = s.iloc[stratified_positions(s, rule, 10, rank=rank)]
+    # class quotas 7 and 3 (of 24 and 12 left after the cut): each takes its 2 of H = 1 first, then H = 2, no H = 0
+    assert kept.groupby(["label", "h_score"]).size().to_dict() == {("a", 1): 2, ("a", 2): 5, ("b", 1): 2, ("b", 2): 1}
+    kept = s.iloc[stratified_positions(s, rule, 34, rank=rank)]
+    # quotas 23 and 11: all of H = 1 and H = 2 (22 and 10), then one of the H = 0 left after the cut, each
+    assert kept.groupby(["label", "h_score"]).size().to_dict() == {("a", 0): 1, ("a", 1): 2, ("a", 2): 20,
+                                                                   ("b", 0): 1, ("b", 1): 2, ("b", 2): 8}
+
+
 def test_the_cut_never_leaves_fewer_than_the_budget():
     s = _hand_built()
     ids = stratified_positions(s, STRATIFIED_METHODS["hscore-joint"], 38, rank=s["random_order"].to_numpy())

@@ -66,8 +66,9 @@ def _add_data_options(p) -> None:
 
 
 # Static, so that `--help` need not import pandas; tests/test_cli.py checks it names every method of subsets.BUDGET_METHODS.
-BUDGET_METHODS_HELP = ("hscore-adaptive, hscore-stratified, hscore-joint (H strata within each class: shares by size and budget, or even; "
-                       "or per H and class), ccs (AUM strata), random, or a ranking: ambiguous, hard, easy, forgetting, el2n, aum")
+BUDGET_METHODS_HELP = ("hscore-adaptive, hscore-stratified, hscore-joint, hscore-ticket (H strata within each class: shares by size and "
+                       "budget, or even; or per H and class; or the winning ticket first), ccs (AUM strata), random, or a ranking: "
+                       "ambiguous, hard, easy, forgetting, el2n, aum")
 
 
 def _add_budget_options(p, what: str) -> None:

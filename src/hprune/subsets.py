@@ -43,12 +43,14 @@ class StratifiedRule:
     bins: int | None = None  # equal-width strata over the score's range (CCS); None: one stratum per value (H's R + 1 levels)
     by_class: str | None = None  # "quota": each class keeps its share and is stratified alone; "joint": one stratum per (score, class)
     adaptive: bool = False  # stratum weights count ** (1 - kept share): even (CCS) at large budgets, near random at small ones
+    ticket_first: bool = False  # the paper's order: the winning ticket (0 < H < R) first, then H = R, then H = 0 (each at random)
 
 
 STRATIFIED_METHODS = {
     "hscore-stratified": StratifiedRule("h_score", H0_CUT, cut_from_zero=True, by_class="quota"),
     "hscore-joint": StratifiedRule("h_score", H0_CUT, cut_from_zero=True, by_class="joint"),
     "hscore-adaptive": StratifiedRule("h_score", H0_CUT, cut_from_zero=True, by_class="quota", adaptive=True),
+    "hscore-ticket": StratifiedRule("h_score", H0_CUT, cut_from_zero=True, by_class="quota", ticket_first=True),
     "ccs": StratifiedRule("aum", CCS_HARD_CUT, cut_from_zero=False, bins=CCS_STRATA),
 }
 BUDGET_METHODS = (*SELECTION_METHODS, *STRATIFIED_METHODS)  # every method that fills a size it is given
@@ -185,16 +187,35 @@ def stratified_positions(scores: pd.DataFrame, rule: StratifiedRule, size: int, 
     n_cut = min(int(rule.cut * candidates.sum()), n - size)
     pool = np.setdiff1d(np.arange(n), hard_first[candidates[hard_first]][:n_cut])
     strata, labels, pool_rank = score_strata(score[pool], rule.bins), scores["label_id"].to_numpy()[pool], rank[pool]
+    tiers = ticket_tiers(score[pool]) if rule.ticket_first else np.zeros(len(pool), dtype=np.int64)
     power = 1 - size / n if rule.adaptive else 0.0
     by_class = "quota" if class_balanced else rule.by_class
     if by_class == "joint":
         strata = strata * (labels.max() + 1) + labels
     if by_class != "quota":
-        return pool[allocate_in_strata(strata, size, pool_rank, power=power)]
+        return pool[fill_tiers(tiers, strata, size, pool_rank, power=power)]
     classes, counts = np.unique(labels, return_counts=True)
-    picked = [pool[labels == c][allocate_in_strata(strata[labels == c], q, pool_rank[labels == c], power=power)]
+    picked = [pool[labels == c][fill_tiers(tiers[labels == c], strata[labels == c], q, pool_rank[labels == c], power=power)]
               for c, q in zip(classes, _largest_remainder(counts, size))]
     return np.concatenate(picked)
+
+
+def ticket_tiers(h: np.ndarray) -> np.ndarray:
+    """0 for the winning ticket (0 < H < R), 1 for H = R, 2 for H = 0: the order in which the paper's family gives
+    levels back. R is taken as the highest H present (on a real scoring some example is right in every run)."""
+    return np.where(h == 0, 2, np.where(h == h.max(initial=0), 1, 0))
+
+
+def fill_tiers(tiers: np.ndarray, strata: np.ndarray, budget: int, rank: np.ndarray, *, power: float = 0.0) -> np.ndarray:
+    """Positions of `budget` examples: tier 0 first, spread over its strata (allocate_in_strata), then each next
+    tier in turn as far as the budget goes."""
+    picked = []
+    for tier in np.unique(tiers):
+        members = np.flatnonzero(tiers == tier)
+        take = min(budget, len(members))
+        picked.append(members[allocate_in_strata(strata[members], take, rank[members], power=power)])
+        budget -= take
+    return np.concatenate(picked or [np.array([], dtype=np.int64)])
 
 
 def score_strata(values: np.ndarray, bins: int | None) -> np.ndarray:

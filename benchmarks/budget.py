@@ -98,7 +98,7 @@ def plot(task: str, rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     full = next(r for r in rows if r["method"] == "full")
     ax.axhspan(100 * (full["mean"] - full["std"]), 100 * (full["mean"] + full["std"]), color="grey", alpha=0.2)
     ax.axhline(100 * full["mean"], color="grey", ls="--", lw=1, label=f"full set ({full['size']})")
@@ -112,7 +112,7 @@ def plot(task: str, rows: list[dict], path: Path) -> None:
     ax.set_xlabel("fraction of the training set kept")
     ax.set_ylabel(f"{full['metric']} x 100")
     ax.set_title(f"{task}: selection at a budget (mean ± std over seeds)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: inside it hid the middle budget
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -79,7 +79,7 @@ def test_fit_takes_rows_in_memory_with_the_fingerprint_of_the_file(scored, tiny_
     assert scorer.get_support("winning-ticket").tolist() == hprune.load(out).mask("winning-ticket").tolist()
 
 
-def test_fit_and_finetune_give_the_callers_torch_settings_back(scored, tiny_bert, tmp_path):
+def test_fit_and_finetune_give_the_callers_torch_settings_back(scored, tiny_bert):
     """hprune flushes subnormals and sets torch's threads for its fits; in a user's process both end with the fit."""
     import torch
 

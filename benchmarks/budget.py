@@ -118,6 +118,24 @@ def plot(task: str, rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+# cells published before hprune recorded device, threads and load beside each time: what the sessions that ran them noted
+UNRECORDED = "2 Zen 3 cores, 2 fine-tunes at a time on one thread each, load about 2, as noted by the sessions that ran them"
+
+
+def conditions(rows: list[dict]) -> str:
+    """Where the fine-tunes behind these cells ran, as recorded beside their times (hprune.engine.loop.run_conditions)."""
+    recorded = [r for r in rows if "load" in r]
+    parts = []
+    if recorded:
+        low, high = min(r["load"][0] for r in recorded), max(r["load"][1] for r in recorded)
+        threads = max(r["threads"] for r in recorded)
+        parts.append(f"{len(recorded)} cells recorded {', '.join(sorted({r['device'] for r in recorded}))}, at most {threads} torch "
+                     f"thread{'s' if threads > 1 else ''} per fine-tune, 1-minute load {low:.1f} to {high:.1f}")
+    if len(recorded) < len(rows):
+        parts.append(f"{len(rows) - len(recorded)} cells: {UNRECORDED}")
+    return "; ".join(parts)
+
+
 def markdown(rows: list[dict], command: str) -> str:
     """docs/budget.md: the table per task, the verdicts against the issue's target, the rules' definitions."""
     fmt = lambda r: f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}" if r else "–"
@@ -161,8 +179,8 @@ def markdown(rows: list[dict], command: str) -> str:
             lines.append(f"| {fraction:.0%} | {size} | " + " | ".join(cells) + f" | {verdict} |")
         trained = {(r["method"], r["subset"]): r for r in mine}.values()  # a subset nearest to two budgets trained once
         seconds = sum(r["train_seconds"] * len(r["seeds"]) for r in trained)
-        lines += ["", f"Training time of all its fine-tunes: {seconds:,.0f} s (the committed cells: 2 Zen 3 cores, 2 fine-tunes at a "
-                  "time on one thread each, load about 2).", "", f"![{task}](budget-{task}.png)", ""]
+        lines += ["", f"Training time of all its fine-tunes: {seconds:,.0f} s ({conditions(list(trained))}).", "",
+                  f"![{task}](budget-{task}.png)", ""]
     above = [v for v in judged if v["versus_random"] == "above"]
     below = [v for v in judged if v["versus_random"] == "below"]
     target = not below and 2 * len(above) >= len(judged)

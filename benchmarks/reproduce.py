@@ -201,7 +201,8 @@ def mean_std(values: np.ndarray) -> dict:
 
 
 def run_stats(results: pd.DataFrame, method: str, subset: str, metric: str) -> dict | None:
-    """{mean, std, values, seeds, size, train_seconds (mean), test} of one (method, subset) of a comparison's results."""
+    """{mean, std, values, seeds, size, train_seconds (mean), test; device, threads and the [lowest, highest] load
+    beside those times} of one (method, subset) of a comparison's results."""
     rows = results[(results["method"] == method) & (results["subset"] == subset)]
     if not len(rows):
         return None
@@ -209,6 +210,9 @@ def run_stats(results: pd.DataFrame, method: str, subset: str, metric: str) -> d
            "train_seconds": float(rows["train_seconds"].mean())}
     if f"{TEST_PREFIX}{metric}" in rows:
         out["test"] = mean_std(rows[f"{TEST_PREFIX}{metric}"].to_numpy(dtype=float))
+    if "load" in rows and rows["load"].notna().all():  # results from before hprune recorded its conditions have none
+        out |= {"device": ", ".join(sorted(set(rows["device"]))), "threads": int(rows["threads"].max()),
+                "load": [round(float(rows["load"].min()), 2), round(float(rows["load"].max()), 2)]}
     return out
 
 

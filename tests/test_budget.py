@@ -36,6 +36,9 @@ def test_budget_benchmark_compares_and_publishes(tmp_path, tiny_bert):
         assert "subset" in at[fraction, "hscore"]
     assert [r["method"] for r in rows if r["default"]] == [DEFAULT_SELECTION] * 2
     assert "## Against the target" in (docs / "budget.md").read_text() and (docs / "budget-trec.png").stat().st_size > 0
+    # each cell says where its fine-tunes ran, and budget.md beside the training time
+    assert all(r["device"] == "cpu" and r["threads"] == 1 and 0 <= r["load"][0] <= r["load"][1] for r in rows)
+    assert f"({len(rows)} cells recorded cpu, at most 1 torch thread per fine-tune, 1-minute load" in (docs / "budget.md").read_text()
 
     # a later run on another machine adds cells without the full set (here hscore alone, which names no budget); the published ones stay
     assert budget.main([*argv[:argv.index("--fractions")], "--fractions", "0.7", "--methods", "hscore", "--seeds", "1", "--threads", "1",

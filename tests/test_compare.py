@@ -162,13 +162,15 @@ def own_copy(compared, tmp_path):
 def test_compare_writes_results_at_equal_size(compared):
     out = compared["out"]
     results = pd.read_csv(out / "results.csv")
-    assert list(results.columns) == ["task", "method", "subset", "size", "fraction", "seed", "accuracy", "macro_f1", "mcc", "train_seconds"]
+    assert list(results.columns) == ["task", "method", "subset", "size", "fraction", "seed", "accuracy", "macro_f1", "mcc", "train_seconds", "device", "threads", "load"]
     assert len(results) == 2 * (1 + 2)  # seeds x (full + one subset x two methods)
     wt_size = json.loads((compared["scoring"] / "subsets.json").read_text())[0]["size"]
     for method, group in results.groupby("method"):
         assert group["size"].tolist() == [120 if method == "full" else wt_size] * 2
         assert group["seed"].tolist() == [1000, 1001]
     assert (results["task"] == "trec").all() and results["accuracy"].between(0, 1).all()
+    # each training time with what it depends on: the device, torch's threads, the machine's load
+    assert (results["device"] == "cpu").all() and (results["threads"] >= 1).all() and (results["load"] >= 0).all()
     summary = pd.read_csv(out / "summary.csv")
     assert summary[["method", "subset"]].values.tolist() == [["full", "full"], ["hscore", "winning-ticket"], ["random", "winning-ticket"]]
     assert (summary["seeds"] == 2).all()
@@ -323,6 +325,6 @@ def test_a_bad_cache_entry_is_trained_again_and_a_changed_results_file_refused(c
     assert main(compared["args"]("--out", str(out))) == 0
     err = capfd.readouterr().err
     assert f"warning: {entry} is truncated or changed" in err and "training that fine-tune again" in err and len(calls) == 1
-    pd.testing.assert_frame_equal(pd.read_csv(results).drop(columns="train_seconds"),
-                                  pd.read_csv(compared["out"] / "results.csv").drop(columns="train_seconds"))
+    timing = ["train_seconds", "load"]  # the retrained fine-tune's own
+    pd.testing.assert_frame_equal(pd.read_csv(results).drop(columns=timing), pd.read_csv(compared["out"] / "results.csv").drop(columns=timing))
     assert main(["verify", str(out)]) == 0

@@ -299,7 +299,7 @@ def test_subsets_export_train_compare(scored, capsys):
     assert "--metric accuracy is not measured for extractive-qa data; choose exact or f1" in capsys.readouterr().err
     assert main(args) == 0
     results = pd.read_csv(report / "results.csv")
-    assert list(results.columns) == ["task", "method", "subset", "size", "fraction", "seed", "exact", "f1", "train_seconds"]
+    assert list(results.columns) == ["task", "method", "subset", "size", "fraction", "seed", "exact", "f1", "train_seconds", "device", "threads", "load"]
     assert results["method"].tolist() == ["full", "hscore", "random"] and results["size"].tolist() == [30, len(keep), len(keep)]
     assert json.loads((report / "compare.json").read_text())["metric"] == "f1"
     assert "## Size–F1 trade-off" in (report / "report.md").read_text()

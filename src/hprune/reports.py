@@ -69,6 +69,8 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     for column in (*metrics_in(results), "train_seconds"):
         summary[f"{column}_mean"] = groups[column].mean()
         summary[f"{column}_std"] = groups[column].std()
+    if "load" in results:  # the conditions of those times; not in results written before they were recorded
+        summary["load_mean"] = groups["load"].mean().astype(float)
     return summary.reset_index()
 
 
@@ -102,6 +104,7 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
         "% of train": (100 * summary["fraction"]).round(1), "seeds": summary["seeds"],
         **{metric_label(m): _mean_std(summary, m) for m in metrics_in(summary, "_mean")},
         "train s": summary["train_seconds_mean"].round(1),
+        **({"load": summary["load_mean"].round(2)} if "load_mean" in summary else {}),
     })
 
 

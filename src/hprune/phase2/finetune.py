@@ -8,7 +8,7 @@ import numpy as np
 
 from ..config import ScoreConfig, TrainConfig
 from ..data import LabelledData
-from ..engine.loop import default_device, evaluate, fine_tune, seed_everything, torch_settings
+from ..engine.loop import default_device, evaluate, fine_tune, run_conditions, seed_everything, torch_settings
 from ..engine.models import check_model, load_model, recorded_name, train_config_for
 from ..errors import HpruneError
 from ..io import ensure_writable, write_json
@@ -33,7 +33,8 @@ def train_and_evaluate(
     epoch_size: int | None = None,
 ) -> dict:
     """Fine-tune on `example_ids` of `train` (all rows when None); the task's metrics on `eval_data`
-    (classification: accuracy, macro F1, MCC; multiple choice: accuracy; QA: exact, f1) and timings;
+    (classification: accuracy, macro F1, MCC; multiple choice: accuracy; QA: exact, f1), timings and the
+    conditions they were measured in (engine.loop.run_conditions);
     with `test_data`, the same metrics on it too, prefixed `test_`, from the same fine-tuned model.
     With `epoch_size`, each epoch trains on a new random `epoch_size` of those examples (RS2: subsets.rs2_epochs),
     and `train_size` is that size: the example-steps of a static subset of it."""
@@ -48,6 +49,7 @@ def train_and_evaluate(
         if epoch_size is not None:  # the drawn examples' features (a long QA context has several)
             epoch_rows = [np.flatnonzero(np.isin(encoded.example_index, drawn)) for drawn in rs2_epochs(len(ids), epoch_size, config.epochs, seed=seed)]
         fit = fine_tune(model, tokenizer, encoded.features, encoded.targets, config, seed=seed, progress=progress, task=task, epoch_rows=epoch_rows)
+        conditions = run_conditions()
 
         def metrics_on(data: LabelledData) -> dict[str, float]:
             return evaluate(task, model, tokenizer, data, task.encode(tokenizer, data, config.max_length), bf16=config.bf16)
@@ -62,6 +64,7 @@ def train_and_evaluate(
             "train_seconds": round(fit["train_seconds"], 2),
             "eval_seconds": round(time.perf_counter() - started, 2),
             "train_loss": [round(x, 4) for x in fit["train_loss"]],
+            **conditions,
         }
 
 

@@ -93,7 +93,7 @@ def test_export_without_an_extension_writes_a_datasets_folder(scored):
 
 
 @pytest.mark.slow
-def test_train_full_and_subset(scored):
+def test_train_full_and_subset(scored, capsys):
     for subset in (None, f"{scored['out']}:winning-ticket"):
         out = scored["tmp"] / f"train-{'wt' if subset else 'full'}"
         args = ["train", "--train", str(scored["train"]), "--eval", str(scored["eval"]), "--model", scored["args"][scored["args"].index("--model") + 1],
@@ -101,6 +101,7 @@ def test_train_full_and_subset(scored):
         assert main(args + (["--subset", subset] if subset else [])) == 0
         m = json.loads((out / "metrics.json").read_text())
         assert {"accuracy", "macro_f1", "mcc", "train_seconds"} <= set(m["metrics"])
+        assert f"s (cpu, {m['metrics']['threads']} threads, load {m['metrics']['load']}) -> {out / 'metrics.json'}" in capsys.readouterr().out
         wt_size = json.loads((scored["out"] / "subsets.json").read_text())[0]["size"]
         assert m["metrics"]["train_size"] == (wt_size if subset else 160)
         assert 0.0 <= m["metrics"]["accuracy"] <= 1.0

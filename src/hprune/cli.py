@@ -225,7 +225,8 @@ def cmd_train(args) -> int:
                        paper_settings=args.paper_settings, threads=args.threads, progress=not args.quiet, **_training_options(args))
     scores = ", ".join(f"{METRIC_LABELS[m]} {metrics[m]:.4f}" for m in task_of(train).metrics)
     print(f"{subset_name}: {metrics['train_size']} examples, {scores}, "
-          f"trained in {metrics['train_seconds']:.0f} s -> {Path(args.out) / METRICS_FILE}")
+          f"trained in {metrics['train_seconds']:.0f} s ({metrics['device']}, {metrics['threads']} threads, load {metrics['load']}) "
+          f"-> {Path(args.out) / METRICS_FILE}")
     return 0
 
 

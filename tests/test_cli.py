@@ -42,6 +42,8 @@ def test_score_writes_the_artifacts(scored):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["config"]["runs"] == 3 and manifest["config"]["seeds"] == [0, 1, 2]
     assert len(manifest["fingerprint"]) == 16 and manifest["versions"]["torch"] == metadata.version("torch")
+    # each run's time with what it depends on
+    assert all(i["device"] == "cpu" and i["threads"] >= 1 and i["load"] >= 0 for i in manifest["runs_info"])
     report = manifest["learning_report"]
     assert len(report["runs"]) == 3 and all(len(r["train_accuracy"]) == 2 and len(r["eval_accuracy"]) == 2 for r in report["runs"])
 

@@ -69,6 +69,7 @@ def test_trainer_records_every_micro_batch_once_per_epoch_and_scores(tmp_path, t
         assert dyn.epochs_done == 2 and trainer.recording.recorder.seen.all()
         info = json.loads((out / "dynamics" / f"run-{run}.json").read_text())
         assert info["seed"] == run and info["config"]["grad_accum"] == 4 and len(info["train_loss"]) == 2
+        assert info["device"] == "cpu" and info["threads"] >= 1 and info["load"] >= 0  # beside its train_seconds
     # Two runs in the folder: the scoring files are written, and the CLI works on them.
     scores = pd.read_parquet(out / "scores.parquet")
     assert scores["example_id"].tolist() == list(range(N)) and scores["h_score"].between(0, 2).all()

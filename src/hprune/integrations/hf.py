@@ -40,6 +40,7 @@ from ..diagnostics import TRAINER_ADVICE
 from ..dynamics.record import DynamicsRecorder, gather_epoch
 from ..dynamics.store import RunDynamics, finished_run, load_run, run_paths, save_run
 from ..engine.distributed import all_gather, current_world
+from ..engine.loop import run_conditions
 from ..errors import HpruneError
 from ..io import write_json
 
@@ -182,6 +183,7 @@ class DynamicsRecording(TrainerCallback):
             return
         dyn.epochs_done = epoch + 1
         self.info["train_seconds"] = round(self.info["train_seconds"] + time.perf_counter() - self._epoch_started, 2)
+        self.info.update(run_conditions())  # what that time depends on, as of this epoch
         probs = dyn.probs[epoch].astype(np.float64)
         self.info["train_loss"].append(round(float(-np.log(np.maximum(probs, 1e-7)).mean()), 4))  # from the recorded probabilities
         if self.data is None:

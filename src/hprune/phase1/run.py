@@ -16,7 +16,7 @@ from ..config import ScoreConfig
 from ..dynamics.record import DynamicsRecorder, FeatureRecorder, gather_epoch
 from ..dynamics.store import RunDynamics, discard_run, finished_run, load_run, run_paths, save_run
 from ..engine.distributed import World, device_for
-from ..engine.loop import default_device, evaluate, fine_tune, seed_everything, setup_torch
+from ..engine.loop import default_device, evaluate, fine_tune, run_conditions, seed_everything, setup_torch
 from ..engine.models import load_model
 from ..io import atomic_file
 from ..tasks import Encoded, get_task
@@ -102,6 +102,7 @@ def score_run(inputs: RunInputs, r: int, out: Path | None, *, threads: int | Non
         if recorder is not by_feature:
             recorder.end_epoch(epoch)
         info["train_seconds"] = round(info["train_seconds"] + time.perf_counter() - epoch_started[0], 2)
+        info.update(run_conditions())  # what that time depends on, as of this epoch
         info["train_loss"].append(round(state["loss"], 4))
         dyn.epochs_done = epoch + 1
         if world.is_main:

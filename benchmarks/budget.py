@@ -196,8 +196,9 @@ def markdown(rows: list[dict], command: str) -> str:
               f"not above: {where([v for v in with_rs2 if v['rs2_gap'] <= 0], 'rs2_gap')}.", ""]
     lines += ["## Every rule against random", "",
               "Per method, at how many (task, fraction) its mean is above random's by more than random's seed std, within it, or "
-              "below it; and the mean of its mean minus random's (×100; hscore at its own size, so roughly). The default rule is chosen "
-              "from this table: the fewest `below`, then the most `above`, then the largest mean gap.", "",
+              "below it, counted over the cells where it ran (a method missing from a task's table did not run there); and the mean of "
+              "its mean minus random's (×100; hscore at its own size, so roughly). The default rule is chosen from this table: the "
+              "fewest `below`, then the most `above`, then the largest mean gap.", "",
               "| method | above | within | below | mean gap |", "|---|---|---|---|---|"]
     for method in (m for m in in_order(rows) if m != "random"):
         mine = verdicts(rows, method)

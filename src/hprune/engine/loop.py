@@ -66,13 +66,17 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+RUN_CONDITIONS = ("device", "threads", "load")  # run_conditions' keys, for tables that hold them as columns
+
+
 def run_conditions() -> dict:
     """What a training time depends on, to record beside it: the device (a GPU by its name), torch's threads,
     and the machine's 1-minute load average (None where the OS has none): another job on the same cores slows a run."""
     device = default_device()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "threads": torch.get_num_threads(), "load": None if load is None else round(load, 2)}
+    values = (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", torch.get_num_threads(),
+              None if load is None else round(load, 2))
+    return dict(zip(RUN_CONDITIONS, values))
 
 
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:

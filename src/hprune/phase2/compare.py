@@ -17,6 +17,7 @@ import pandas as pd
 from ..artifacts import check_fingerprint, load_scored_data, load_scoring
 from ..config import COMPARE_METHODS, TrainConfig
 from ..data import LabelledData
+from ..engine.loop import RUN_CONDITIONS
 from ..engine.models import model_files_stamp, recorded_name
 from ..errors import HpruneError
 from ..io import atomic_path, ensure_writable, file_digest, file_problem, read_json, write_json
@@ -34,14 +35,13 @@ METHODS = (HSCORE, RS2, *BUDGET_METHODS)
 DEFAULT_METHODS = COMPARE_METHODS
 # Phase 2 wants seeds the scoring runs never used (they use 0..R-1 by default), as the paper does.
 FIRST_SEED = 1000
-CONDITIONS = ("device", "threads", "load")  # beside each training time (engine.loop.run_conditions); empty in older cache entries
 RESULTS_FILE, SUMMARY_FILE, COMPARE_FILE, CACHE_DIR = "results.csv", "summary.csv", "compare.json", "cache"
 # What makes two comparisons' results one table: the same data, model, settings and scoring.
 SAME_COMPARISON = ("task", "scoring_dir", "fingerprint", "eval_fingerprint", "test_fingerprint", "model", "config", "class_balanced")
 
 
 def result_columns(metrics: tuple[str, ...]) -> list[str]:
-    return ["task", "method", "subset", "size", "fraction", "seed", *metrics, "train_seconds", *CONDITIONS]
+    return ["task", "method", "subset", "size", "fraction", "seed", *metrics, "train_seconds", *RUN_CONDITIONS]  # conditions: empty in older cache entries
 
 
 def tested_metrics(metrics: tuple[str, ...], tested: bool) -> tuple[str, ...]:
@@ -184,7 +184,7 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
         m = read_json(path)["metrics"]
         rows.append({"task": task, "method": job.method, "subset": job.subset, "size": m["train_size"],
                      "fraction": m["train_size"] / len(train), "seed": job.seed, **{k: m[k] for k in metric_names},
-                     "train_seconds": m["train_seconds"], **{k: m.get(k) for k in CONDITIONS}})
+                     "train_seconds": m["train_seconds"], **{k: m.get(k) for k in RUN_CONDITIONS}})
     return pd.DataFrame(rows, columns=result_columns(metric_names)), {_entry_name(p): file_digest(p) for p in dict.fromkeys(paths)}
 
 

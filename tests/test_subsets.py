@@ -11,8 +11,8 @@ from hprune.config import CCS_HARD_CUT, DEFAULT_SELECTION
 from hprune.errors import HpruneError
 from hprune.scores import random_order
 from hprune.subsets import (BUDGET_METHODS, PAPER_FAMILY_R6, STRATIFIED_METHODS, WINNING_TICKET, budget_size, choose, describe_subsets,
-                            even_allocation, find_subset, nearest_subset, rs2_epochs, score_strata, select, starved_classes,
-                            stratified_positions, subset_family, subset_mask)
+                            even_allocation, find_subset, nearest_subset, rs2_epochs, runs_of, score_strata, select, starved_classes,
+                            stratified_positions, subset_family, subset_mask, ticket_tiers)
 
 
 def test_paper_family_for_six_runs():
@@ -139,7 +139,7 @@ def test_budget_size_refuses_bad_budgets(kwargs, message):
 @pytest.mark.parametrize("size", [1, 29, 30, 71, 100])
 @pytest.mark.parametrize("balanced", [False, True])
 def test_every_budget_method_keeps_exactly_the_size(method, size, balanced):
-    ids = select(_scores(), method, size, class_balanced=balanced, seed=3)
+    ids = select(_scores(), method, size, class_balanced=balanced, seed=3, n_runs=6)
     assert len(ids) == size and len(set(ids)) == size
 
 
@@ -217,15 +217,24 @@ def test_hscore_adaptive_is_even_at_large_budgets_and_near_proportional_at_small
 
 
 def test_hscore_ticket_fills_from_the_winning_ticket_then_h_r_then_h0():
-    s = _hand_built()  # R taken as the highest H, 2: the winning ticket is H = 1
+    s = _hand_built()  # R = 2: the winning ticket is H = 1
     rank, rule = s["random_order"].to_numpy(), STRATIFIED_METHODS["hscore-ticket"]
-    kept = s.iloc[stratified_positions(s, rule, 10, rank=rank)]
+    kept = s.iloc[stratified_positions(s, rule, 10, rank=rank, n_runs=2)]
     # class quotas 7 and 3 (of 24 and 12 left after the cut): each takes its 2 of H = 1 first, then H = 2, no H = 0
     assert kept.groupby(["label", "h_score"]).size().to_dict() == {("a", 1): 2, ("a", 2): 5, ("b", 1): 2, ("b", 2): 1}
-    kept = s.iloc[stratified_positions(s, rule, 34, rank=rank)]
+    kept = s.iloc[stratified_positions(s, rule, 34, rank=rank, n_runs=2)]
     # quotas 23 and 11: all of H = 1 and H = 2 (22 and 10), then one of the H = 0 left after the cut, each
     assert kept.groupby(["label", "h_score"]).size().to_dict() == {("a", 0): 1, ("a", 1): 2, ("a", 2): 20,
                                                                    ("b", 0): 1, ("b", 1): 2, ("b", 2): 8}
+    # R = 3 with no example right in all 3 runs: H = 1 and H = 2 are both the winning ticket, one tier
+    kept = s.iloc[stratified_positions(s, rule, 10, rank=rank, n_runs=3)]
+    assert set(kept["h_score"]) == {1, 2} and not ticket_tiers(kept["h_score"].to_numpy(), 3).any()
+    with pytest.raises(ValueError, match="n_runs"):
+        stratified_positions(s, rule, 10, rank=rank)
+
+
+def test_runs_of_reads_r_from_the_family():
+    assert runs_of(describe_subsets(_scores(), 6)) == 6 and runs_of(describe_subsets(_scores(), 3)) == 3
 
 
 def test_the_cut_never_leaves_fewer_than_the_budget():

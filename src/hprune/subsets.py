@@ -143,7 +143,8 @@ def starved_classes(subset: dict, scores: pd.DataFrame, *, min_share: float = 0.
 
 
 def select(
-    scores: pd.DataFrame, method: str, size: int, *, class_balanced: bool = False, seed: int | None = None
+    scores: pd.DataFrame, method: str, size: int, *, class_balanced: bool = False, seed: int | None = None,
+    n_runs: int | None = None,
 ) -> np.ndarray:
     """Example ids of the `size` examples a method keeps (sorted by id): a baseline ranking or a stratified rule.
 
@@ -151,7 +152,7 @@ def select(
     `seed`, "random" and the stratified rules draw from that seed (a fresh draw per phase-2 seed) instead of
     using the scoring's `random_order` column.
     Class-balanced selection gives each class its share of `size` (largest remainder) and ranks or
-    stratifies within the class.
+    stratifies within the class. `n_runs` (R) is needed by hscore-ticket only (runs_of gives it).
     """
     if method not in BUDGET_METHODS:
         raise HpruneError(f"unknown method {method!r}; choose one of: {', '.join(BUDGET_METHODS)}")
@@ -159,7 +160,8 @@ def select(
         raise HpruneError(f"subset size {size} is outside 0..{len(scores)}")
     rank = random_order(len(scores), seed=seed) if seed is not None else scores["random_order"].to_numpy()
     if method in STRATIFIED_METHODS:
-        chosen = stratified_positions(scores, STRATIFIED_METHODS[method], size, rank=rank, class_balanced=class_balanced)
+        chosen = stratified_positions(scores, STRATIFIED_METHODS[method], size, rank=rank, class_balanced=class_balanced,
+                                      n_runs=n_runs)
         return np.sort(scores["example_id"].to_numpy()[chosen])
     column, highest = SELECTION_METHODS[method]
     key = rank.astype(np.float64) if method == "random" else scores[column].to_numpy(dtype=np.float64)
@@ -177,9 +179,12 @@ def select(
 
 
 def stratified_positions(scores: pd.DataFrame, rule: StratifiedRule, size: int, *, rank: np.ndarray,
-                         class_balanced: bool = False) -> np.ndarray:
+                         class_balanced: bool = False, n_runs: int | None = None) -> np.ndarray:
     """Row positions of the `size` examples a stratified rule keeps; `rank` is the random order within a stratum.
-    The cut never leaves fewer than `size` examples. `class_balanced` stratifies within class quotas whatever the rule says."""
+    The cut never leaves fewer than `size` examples. `class_balanced` stratifies within class quotas whatever the rule says.
+    A ticket-first rule needs `n_runs` (R): a hard task may have no example right in every run."""
+    if rule.ticket_first and n_runs is None:
+        raise ValueError("a ticket-first rule needs n_runs, the R of the scoring (subsets.runs_of)")
     n = len(scores)
     score = scores[rule.score].to_numpy(dtype=np.float64)
     hard_first = np.lexsort((rank, scores["confidence"].to_numpy(), score))
@@ -187,7 +192,7 @@ def stratified_positions(scores: pd.DataFrame, rule: StratifiedRule, size: int, 
     n_cut = min(int(rule.cut * candidates.sum()), n - size)
     pool = np.setdiff1d(np.arange(n), hard_first[candidates[hard_first]][:n_cut])
     strata, labels, pool_rank = score_strata(score[pool], rule.bins), scores["label_id"].to_numpy()[pool], rank[pool]
-    tiers = ticket_tiers(score[pool]) if rule.ticket_first else np.zeros(len(pool), dtype=np.int64)
+    tiers = ticket_tiers(score[pool], n_runs) if rule.ticket_first else np.zeros(len(pool), dtype=np.int64)
     power = 1 - size / n if rule.adaptive else 0.0
     by_class = "quota" if class_balanced else rule.by_class
     if by_class == "joint":
@@ -200,10 +205,10 @@ def stratified_positions(scores: pd.DataFrame, rule: StratifiedRule, size: int, 
     return np.concatenate(picked)
 
 
-def ticket_tiers(h: np.ndarray) -> np.ndarray:
+def ticket_tiers(h: np.ndarray, n_runs: int) -> np.ndarray:
     """0 for the winning ticket (0 < H < R), 1 for H = R, 2 for H = 0: the order in which the paper's family gives
-    levels back. R is taken as the highest H present (on a real scoring some example is right in every run)."""
-    return np.where(h == 0, 2, np.where(h == h.max(initial=0), 1, 0))
+    levels back."""
+    return np.where(h == 0, 2, np.where(h >= n_runs, 1, 0))
 
 
 def fill_tiers(tiers: np.ndarray, strata: np.ndarray, budget: int, rank: np.ndarray, *, power: float = 0.0) -> np.ndarray:
@@ -288,7 +293,12 @@ def choose(scores: pd.DataFrame, subsets: list[dict], *, name: str | None = None
         return scores["example_id"].to_numpy()[subset_mask(scores["h_score"].to_numpy(), subset["removed_h"])], f"subset {subset['name']}"
     n = budget_size(len(scores), fraction=fraction, size=size)
     method = method or DEFAULT_SELECTION
-    return select(scores, method, n, seed=seed), f"{method} at {n} rows"
+    return select(scores, method, n, seed=seed, n_runs=runs_of(subsets)), f"{method} at {n} rows"
+
+
+def runs_of(subsets: list[dict]) -> int:
+    """R, the number of scoring runs, of an automatic family: the winning ticket removes H = 0 and H = R."""
+    return max(find_subset(subsets, WINNING_TICKET)["removed_h"])
 
 
 def nearest_subset(subsets: list[dict], size: int) -> dict:

@@ -23,7 +23,7 @@ from ..errors import HpruneError
 from ..io import atomic_path, ensure_writable, file_digest, file_problem, read_json, write_json
 from ..metrics import TEST_PREFIX
 from ..reports import FULL, summarize, write_report
-from ..subsets import BUDGET_METHODS, budget_size, find_subset, nearest_subset, select, subset_mask
+from ..subsets import BUDGET_METHODS, budget_size, find_subset, nearest_subset, runs_of, select, subset_mask
 from ..tasks import get_task, task_of
 from .finetune import train_and_evaluate
 
@@ -108,7 +108,8 @@ def plan(scores: pd.DataFrame, subsets: list[dict], *, subset_names: list[str] |
                 elif method == RS2:
                     jobs.append(Job(RS2, label, all_ids, seed, epoch_size=size))
                 else:
-                    jobs.append(Job(method, label, select(scores, method, size, class_balanced=class_balanced, seed=seed), seed))
+                    ids = select(scores, method, size, class_balanced=class_balanced, seed=seed, n_runs=runs_of(subsets))
+                    jobs.append(Job(method, label, ids, seed))
     return list({(j.method, j.subset, j.seed): j for j in jobs}.values()), notes  # a subset nearest to two budgets trains once
 
 

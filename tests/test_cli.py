@@ -11,7 +11,7 @@ import pytest
 from tqdm.auto import tqdm
 
 from conftest import trec_files
-from hprune.cli import main, no_progress_bars
+from hprune.cli import _conditions, main, no_progress_bars
 from hprune.config import DEFAULT_SELECTION
 
 
@@ -94,6 +94,11 @@ def test_export_without_an_extension_writes_a_datasets_folder(scored):
     assert main(["export", str(scored["out"]), "--out", str(folder)]) == 2  # never over an existing folder
 
 
+def test_training_conditions_in_words():
+    assert _conditions({"device": "cpu", "threads": 1, "load": None}) == "cpu, 1 thread"  # no load where the OS gives none
+    assert _conditions({"device": "NVIDIA H100", "threads": 2, "load": 1.5}) == "NVIDIA H100, 2 threads, load 1.5"
+
+
 @pytest.mark.slow
 def test_train_full_and_subset(scored, capsys):
     for subset in (None, f"{scored['out']}:winning-ticket"):
@@ -103,7 +108,8 @@ def test_train_full_and_subset(scored, capsys):
         assert main(args + (["--subset", subset] if subset else [])) == 0
         m = json.loads((out / "metrics.json").read_text())
         assert {"accuracy", "macro_f1", "mcc", "train_seconds"} <= set(m["metrics"])
-        assert f"s (cpu, {m['metrics']['threads']} threads, load {m['metrics']['load']}) -> {out / 'metrics.json'}" in capsys.readouterr().out
+        threads = m["metrics"]["threads"]
+        assert f"s (cpu, {threads} thread{'s' * (threads != 1)}, load {m['metrics']['load']}) -> {out / 'metrics.json'}" in capsys.readouterr().out
         wt_size = json.loads((scored["out"] / "subsets.json").read_text())[0]["size"]
         assert m["metrics"]["train_size"] == (wt_size if subset else 160)
         assert 0.0 <= m["metrics"]["accuracy"] <= 1.0

@@ -225,9 +225,15 @@ def cmd_train(args) -> int:
                        paper_settings=args.paper_settings, threads=args.threads, progress=not args.quiet, **_training_options(args))
     scores = ", ".join(f"{METRIC_LABELS[m]} {metrics[m]:.4f}" for m in task_of(train).metrics)
     print(f"{subset_name}: {metrics['train_size']} examples, {scores}, "
-          f"trained in {metrics['train_seconds']:.0f} s ({metrics['device']}, {metrics['threads']} threads, load {metrics['load']}) "
+          f"trained in {metrics['train_seconds']:.0f} s ({_conditions(metrics)}) "
           f"-> {Path(args.out) / METRICS_FILE}")
     return 0
+
+
+def _conditions(metrics: dict) -> str:
+    """The conditions a training time was measured under, in words (no load where the OS gives none)."""
+    threads = f"{metrics['threads']} thread" + ("s" if metrics["threads"] != 1 else "")
+    return ", ".join([metrics["device"], threads] + ([f"load {metrics['load']}"] if metrics["load"] is not None else []))
 
 
 def _scoring_and_name(spec: str, budget: bool) -> tuple[str, str | None]:

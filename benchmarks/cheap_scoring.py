@@ -304,7 +304,8 @@ def markdown(rows: list[dict], halves: dict, phase2: list[dict], shapes: dict, c
                   "CPU (this scoring's phase 1 was rerun and gave the published scores value for value)"
                   + ("; \"same device\": the full-cost scoring compared again beside the cheap ones, so that every row of that task shares "
                      "one device and one set of full-set fine-tunes" if any(p["reference"] == "same device" for p in phase2) else "") + ".", "",
-                  "| task | metric | full-cost rows | full set | full-cost WT (size) | random at its size | cheap setting | cheap WT (size) | random at its size | WT Jaccard, cheap vs full-cost |",
+                  "| task | metric | full-cost rows | full set | full-cost WT (size) | random at its size | cheap setting | cheap WT (size) "
+                  "| random at its size | WT Jaccard, cheap vs full-cost |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for p in phase2:
             lines.append(f"| {p['task']} | {p['metric']} | {p['reference']} | {fmt_metric(p['full'])} | {fmt_metric(p['full_cost_wt'])} "

@@ -74,7 +74,8 @@ TASKS = {
     # each part so that 6 runs fit on two CPU cores; E = 2 as in the paper's SQuAD protocol.
     "squad2-2k": Spec("squad_v2/validation.jsonl", "squad_v2/validation.jsonl", "f1", ("random", 2_000),
                       {"kept": 0.47, "full": 86.92, "winning_ticket": 87.70}, epochs=2, split=("title", 0.2, 0), eval_sample=1_000,
-                      note="2,000 random questions of our by-article split of the official dev set, evaluated on 1,000 of the held-out articles' questions; E = 2 as in the paper's SQuAD runs"),
+                      note="2,000 random questions of our by-article split of the official dev set, evaluated on 1,000 of the held-out "
+                           "articles' questions; E = 2 as in the paper's SQuAD runs"),
 }
 SCALING = ["sst2-2.5k", "sst2-5k", "sst2-10k", "sst2-20k", "sst2"]  # the data-size curve: nested samples, then the full task
 PLANNED = ["trec", "cola", "rte", *SCALING, "arc-easy", "squad2-2k"]  # the issues' tasks; results.md lists those not finished
@@ -163,7 +164,8 @@ def publish(task: str, work: Path) -> dict | None:
     full, wt_hscore = stats("full", "full"), stats("hscore", "winning-ticket") or {}
     report = manifest["learning_report"]
     entry = {
-        "task": task, "task_type": manifest["task_type"], "metric": metric, "train_size": int(manifest["n_examples"]), "sample_of_full_task": bool(spec.note), "data": spec.note or "the full training set",
+        "task": task, "task_type": manifest["task_type"], "metric": metric, "train_size": int(manifest["n_examples"]),
+        "sample_of_full_task": bool(spec.note), "data": spec.note or "the full training set",
         "runs": manifest["config"]["runs"], "epochs": manifest["config"]["epochs"], "model": manifest["config"]["model"],
         "full": full,
         "winning_ticket": {"fraction": wt["fraction"], **wt_hscore},
@@ -230,7 +232,8 @@ def write_tables(entries: list[dict]) -> None:
         "ran there: each task's manifest.json has the per-run figures, and the closing note of the session that ran it the load. "
         "Tasks marked (GPU) ran on one lent NVIDIA H200 instead (`bash benchmarks/gpu_sst2.sh`: minilm's weights rounded to fp16 for "
         "transport, trained in fp32, up to 16 runs and fine-tunes sharing the GPU under MPS, so their times are shared-GPU times).", "",
-        "| task | metric | train size | full set | WT kept | WT | random (same size) | ambiguous (same size) | forgetting | EL2N | paper (RoBERTa-large: kept, full → WT) | phase 1 s | full fine-tune s | WT fine-tune s |",
+        "| task | metric | train size | full set | WT kept | WT | random (same size) | ambiguous (same size) | forgetting | EL2N "
+        "| paper (RoBERTa-large: kept, full → WT) | phase 1 s | full fine-tune s | WT fine-tune s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in entries:
@@ -258,7 +261,8 @@ def write_tables(entries: list[dict]) -> None:
             lines.append(f"| {e['task']} | {s} | {size} | " + " | ".join(fmt(by_method.get(m)) for m in TABLE_METHODS) + " |")
     tested = [e for e in entries if e["full"].get("test")]
     if tested:
-        lines += ["", "## On the test split", "", "The same fine-tuned models, evaluated on the task's test file too; nothing (subsets, settings, seeds) was chosen by it.", "",
+        lines += ["", "## On the test split", "",
+                  "The same fine-tuned models, evaluated on the task's test file too; nothing (subsets, settings, seeds) was chosen by it.", "",
                   "| task | test file | full set | WT | random (same size) | ambiguous (same size) |", "|---|---|---|---|---|---|"]
         for e in tested:
             cells = [fmt((e[k] or {}).get("test")) for k in ("full", "winning_ticket", "random_same_size", "ambiguous_same_size")]

@@ -15,7 +15,7 @@ from hprune.phase2 import compare as compare_module
 from hprune.cli import main
 from hprune.phase2.compare import cache_key, phase2_seeds, plan
 from hprune.errors import HpruneError
-from hprune.engine.models import model_files_stamp, recorded_name
+from hprune.engine.models import model_identity, recorded_name
 from hprune.scores import random_order
 from hprune.subsets import describe_subsets
 from hprune.config import TrainConfig
@@ -40,7 +40,7 @@ CHANGES = {
     "fingerprint": {"fingerprint": "c" * 16}, "eval_fingerprint": {"eval_fingerprint": "c" * 16}, "subset": {"subset": "0126"},
     "method": {"method": "ambiguous"}, "other ids": {"ids": np.arange(1, 11)}, "ids reordered": {"ids": np.arange(10)[::-1]},
     "seed": {"seed": 1001}, "model": {"model": "other"}, "test file": {"test_fingerprint": "d" * 16},
-    "model files": {"model_stamp": "e" * 16}, "rs2 epoch size": {"epoch_size": 5},
+    "rs2 epoch size": {"epoch_size": 5},
     **{f"config.{f.name}": {"config": dataclasses.replace(CONFIG, **{f.name: _changed(getattr(CONFIG, f.name))})}
        for f in dataclasses.fields(TrainConfig)},
 }
@@ -52,19 +52,27 @@ def test_cache_key_changes_with_every_input(change):
     assert cache_key(**{**BASE, **change}) != cache_key(**BASE)
 
 
-def test_no_test_file_and_no_model_stamp_keep_the_keys_of_results_cached_without_them():
+def test_no_test_file_and_no_epoch_size_keep_the_keys_of_results_cached_without_them():
     assert cache_key(**BASE) == BASE_KEY
-    assert cache_key(**BASE, test_fingerprint=None, model_stamp=None, epoch_size=None) == BASE_KEY
+    assert cache_key(**BASE, test_fingerprint=None, epoch_size=None) == BASE_KEY
 
 
-def test_a_model_folder_retrained_in_place_gets_a_new_stamp(tmp_path):
-    (tmp_path / "config.json").write_text("{}")
-    (tmp_path / "model.safetensors").write_bytes(b"weights")
-    before = model_files_stamp(str(tmp_path))
-    assert model_files_stamp(str(tmp_path)) == before  # stable while nothing changes
-    os.utime(tmp_path / "model.safetensors", ns=(0, 10**18))  # rewritten in place: same size, new time
-    assert model_files_stamp(str(tmp_path)) != before
-    assert model_files_stamp("minilm") is None and model_files_stamp("org/some-hub-model") is None
+def test_a_local_model_is_known_by_its_contents_wherever_it_lies(tmp_path):
+    model = tmp_path / "a" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights")
+    before = model_identity(str(model))
+    assert before.startswith("files:") and model_identity(str(model)) == before  # stable while nothing changes
+    os.utime(model / "model.safetensors", ns=(0, 10**18))  # touched: the same contents
+    assert model_identity(str(model)) == before
+    shutil.copytree(model, tmp_path / "copy")  # moved or shared: the same fine-tunes
+    assert model_identity(str(tmp_path / "copy")) == before
+    (model / "model.safetensors").write_bytes(b"weightz")  # retrained in place, same size
+    assert model_identity(str(model)) != before
+    (tmp_path / "m.gguf").write_bytes(b"weights")
+    assert model_identity(str(tmp_path / "m.gguf")).startswith("files:")
+    assert model_identity("minilm") == "minilm" and model_identity("org/some-hub-model") == "org/some-hub-model"
 
 
 def test_a_local_model_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
@@ -199,6 +207,19 @@ def test_repeating_compare_trains_nothing(compared, tmp_path, monkeypatch, capsy
     assert main(compared["args"]("--out", str(out))) == 0
     assert "6 cached, 0 to train" in capsys.readouterr().out
     assert [p.stat().st_mtime_ns for p in cache] == before
+
+
+def test_a_comparison_copied_with_its_model_trains_nothing(compared, tmp_path, monkeypatch, capsys, tiny_bert):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached fine-tune was trained again")
+
+    out, model = own_copy(compared, tmp_path), tmp_path / "elsewhere" / "model"
+    shutil.copytree(tiny_bert, model)  # another machine's path to the same checkpoint
+    args = compared["args"]("--out", str(out))
+    args[args.index(tiny_bert)] = str(model)
+    monkeypatch.setattr(compare_module, "train_and_evaluate", no_training)
+    assert main(args) == 0
+    assert "6 cached, 0 to train" in capsys.readouterr().out
 
 
 def test_extending_compare_trains_only_what_is_missing(compared, tmp_path, monkeypatch, capsys):

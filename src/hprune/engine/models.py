@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import warnings
 from pathlib import Path
 
@@ -57,16 +56,21 @@ def recorded_name(name: str) -> str:
     return name if path is None else str(path.resolve())
 
 
-def model_files_stamp(name: str) -> str | None:
-    """What tells two versions of a local model apart under one name: a checkpoint folder or .gguf file is
-    often retrained in place, so compare's cache keys on its files' names, sizes and modification times.
-    None for the aliases (their pip package pins the weights) and for hub names."""
+def model_identity(name: str) -> str:
+    """What a fine-tune's result depends on in the model, for compare's cache: an alias or hub name as given (the
+    alias's pip package pins the weights); a local checkpoint folder or .gguf file by the sha256 of its files'
+    names and contents, so that one retrained in place gets new keys while a copy elsewhere (a comparison folder
+    shared with its model, another machine) finds the same fine-tunes."""
     path = _local_path(name)
     if path is None:
-        return None
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    stamp = [(str(p.relative_to(path)), (st := p.stat()).st_size, st.st_mtime_ns) for p in files]
-    return hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16]
+        return name
+    digest = hashlib.sha256()
+    for p in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{p.relative_to(path)}\n".encode())
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return f"files:{digest.hexdigest()}"
 
 
 def _require_gguf(name: str) -> None:

@@ -18,7 +18,7 @@ from ..artifacts import check_fingerprint, load_scored_data, load_scoring
 from ..config import COMPARE_METHODS, TrainConfig
 from ..data import LabelledData
 from ..engine.loop import RUN_CONDITIONS
-from ..engine.models import model_files_stamp, recorded_name
+from ..engine.models import model_identity, recorded_name
 from ..errors import HpruneError
 from ..io import atomic_path, ensure_writable, file_digest, file_problem, read_json, write_json
 from ..metrics import TEST_PREFIX
@@ -114,15 +114,14 @@ def plan(scores: pd.DataFrame, subsets: list[dict], *, subset_names: list[str] |
 
 
 def cache_key(*, fingerprint: str, eval_fingerprint: str, subset: str, method: str, ids: np.ndarray, seed: int,
-              model: str, config: TrainConfig, test_fingerprint: str | None = None, model_stamp: str | None = None,
-              epoch_size: int | None = None) -> str:
-    """sha256 of everything that determines a fine-tune's result; the example ids in training order.
-    The test file, a local model's files stamp and RS2's per-epoch size enter only when there are some, so
-    results cached without them (the aliases, hub names, no test file, static subsets) keep their keys."""
+              model: str, config: TrainConfig, test_fingerprint: str | None = None, epoch_size: int | None = None) -> str:
+    """sha256 of everything that determines a fine-tune's result; the example ids in training order; `model` as
+    engine.models.model_identity gives it. The test file and RS2's per-epoch size enter only when there are some,
+    so results cached without them (no test file, static subsets) keep their keys."""
     ids_digest = hashlib.sha256(np.asarray(ids, dtype="<i8").tobytes()).hexdigest()
     parts = {"fingerprint": fingerprint, "eval_fingerprint": eval_fingerprint, "subset": subset, "method": method,
              "ids": ids_digest, "seed": seed, "model": model, "config": config.to_dict()}
-    optional = {"test_fingerprint": test_fingerprint, "model_stamp": model_stamp, "epoch_size": epoch_size}
+    optional = {"test_fingerprint": test_fingerprint, "epoch_size": epoch_size}
     parts.update({k: v for k, v in optional.items() if v is not None})
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -139,12 +138,12 @@ def run_jobs(jobs: list[Job], train: LabelledData, eval_data: LabelledData, *, m
     threads (docs/performance.md). Results do not depend on it: each fine-tune is seeded and deterministic."""
     metric_names = tested_metrics(task_of(train).metrics, test_data is not None)
     test_fingerprint = test_data.fingerprint if test_data is not None else None
-    model_stamp = model_files_stamp(model)
+    identity = model_identity(model)
 
     def cache_path(job: Job) -> Path:
         key = cache_key(fingerprint=train.fingerprint, eval_fingerprint=eval_data.fingerprint, subset=job.subset,
-                        method=job.method, ids=job.ids, seed=job.seed, model=model, config=config,
-                        test_fingerprint=test_fingerprint, model_stamp=model_stamp, epoch_size=job.epoch_size)
+                        method=job.method, ids=job.ids, seed=job.seed, model=identity, config=config,
+                        test_fingerprint=test_fingerprint, epoch_size=job.epoch_size)
         return cache_dir / f"{key}.json"
 
     paths = [cache_path(j) for j in jobs]

@@ -25,6 +25,7 @@ from hprune.cli import main as hprune
 from hprune.config import CCS_HARD_CUT, CCS_STRATA, DEFAULT_SELECTION, H0_CUT
 from hprune.io import read_json, write_json
 from hprune.phase2.compare import budget_label, read_results
+from hprune.reports import versus_random
 from hprune.subsets import STRATIFIED_METHODS, budget_size, nearest_subset
 from reproduce import DATA, DOCS, REPO, TASKS, _check, run_stats, task_files
 
@@ -85,8 +86,8 @@ def verdicts(rows: list[dict], method: str = DEFAULT_SELECTION) -> list[dict]:
         if not (default and random):
             continue
         gap = default["mean"] - random["mean"]
-        versus = "above" if gap > random["std"] else "below" if gap < -random["std"] else "within"
-        out.append({"task": task, "fraction": fraction, "gap": gap, "random_std": random["std"], "versus_random": versus,
+        out.append({"task": task, "fraction": fraction, "gap": gap, "random_std": random["std"],
+                    "versus_random": versus_random(gap, random["std"]),
                     "rs2_gap": None if rs2 is None else default["mean"] - rs2["mean"]})
     return out
 

@@ -11,7 +11,7 @@ import pytest
 from hprune.cli import main
 from hprune.phase2.compare import COMPARE_FILE, RESULTS_FILE, report
 from hprune.io import write_json
-from hprune.reports import format_summary, summarize
+from hprune.reports import against_random_table, format_summary, summarize, versus_random
 from hprune.scores import random_order
 from hprune.artifacts import MANIFEST_FILE, SCORES_FILE, SUBSETS_FILE
 from hprune.subsets import describe_subsets
@@ -76,6 +76,21 @@ def test_summary_is_mean_and_std_over_seeds():
     assert text.startswith("full training set (300 examples): accuracy ") and "winning-ticket" in text and " ± " in text
 
 
+def test_every_method_is_judged_against_random_at_its_size():
+    assert [versus_random(g, 0.01) for g in (0.02, 0.01, -0.005, -0.011)] == ["above", "within", "within", "below"]
+    assert versus_random(0.5, float("nan")) == "one seed"  # random ran with one seed: no spread to judge by
+    summary = summarize(_results())
+    table = against_random_table(summary, "accuracy")
+    assert table.columns.tolist() == ["subset", "size", "hscore", "el2n"] and table["subset"].tolist() == ["winning-ticket", "0126", "012346"]
+    mean = summary.set_index(["method", "subset"])
+    gap = mean.loc[("el2n", "0126"), "accuracy_mean"] - mean.loc[("random", "0126"), "accuracy_mean"]
+    assert table.set_index("subset").loc["0126", "el2n"] == f"{gap:+.3f} ({versus_random(gap, mean.loc[('random', '0126'), 'accuracy_std'])})"
+    assert "against random at equal size" in format_summary(summary, "accuracy")
+    without_random = summary[summary["method"] != "random"]
+    assert against_random_table(without_random, "accuracy").empty
+    assert "against random" not in format_summary(without_random, "accuracy")
+
+
 def test_report_files_are_complete_and_self_contained(compared):
     html_path = report(compared)
     pngs = {"tradeoff.png", "h_histogram.png", "data_map.png"}
@@ -87,7 +102,8 @@ def test_report_files_are_complete_and_self_contained(compared):
     assert not re.search(r'(href|src)="(?!data:)', html) and "<link" not in html
     md = (compared / "report.md").read_text()
     assert set(re.findall(r"\]\(([^)]+)\)", md)) == pngs
-    for text in ("## Size–accuracy trade-off", "| winning-ticket | 110 |", "class-3", "Learning report", "a warning to show"):
+    for text in ("## Size–accuracy trade-off", "| winning-ticket | 110 |", "class-3", "Learning report", "a warning to show",
+                 "## Against random at equal size (accuracy)"):
         assert text in md
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from .diagnostics import learned_rule
 from .io import atomic_path
 from .metrics import ALL_METRICS, TEST_PREFIX
-from .subsets import WINNING_TICKET
+from .subsets import RANDOM, WINNING_TICKET
 
 FULL = "full"  # the method and subset name of the fine-tunes on the full training set
 METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1", "mcc": "MCC", "exact": "exact match", "f1": "F1"}
@@ -108,9 +108,41 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def versus_random(gap: float, random_std: float) -> str:
+    """A method's mean minus random's at equal size, judged against random's seed std: "above" or "below" when
+    the gap is larger than that spread, else "within"; "one seed" when random has no spread to judge by."""
+    if pd.isna(random_std):
+        return "one seed"
+    return "above" if gap > random_std else "below" if gap < -random_std else "within"
+
+
+AGAINST_RANDOM = ("against random at equal size: each method's mean minus random's, above or below when the gap is larger "
+                  "than random's seed std, else within")
+
+
+def against_random_table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Subsets (largest first) by method: `+gap (verdict)` against random at the same subset or budget, for the
+    rows where random ran; empty when it ran nowhere."""
+    rows = summary[summary["method"] != FULL]
+    random = rows[rows["method"] == RANDOM].set_index("subset")
+    judged = rows[(rows["method"] != RANDOM) & rows["subset"].isin(random.index)]
+    if judged.empty:
+        return pd.DataFrame()
+    base = random.loc[judged["subset"]]
+    gaps = judged[f"{metric}_mean"].to_numpy() - base[f"{metric}_mean"].to_numpy()
+    cells = [f"{g:+.3f} ({versus_random(g, s)})" for g, s in zip(gaps, base[f"{metric}_std"])]
+    table = judged.assign(cell=cells).pivot(index="subset", columns="method", values="cell")
+    sizes = judged.drop_duplicates("subset").set_index("subset")
+    table = table.reindex(index=sizes.index, columns=judged["method"].unique())
+    table.insert(0, "size", sizes["size"])
+    return table.reset_index().rename_axis(columns=None)
+
+
 def format_summary(summary: pd.DataFrame, metric: str) -> str:
-    return (f"{full_set_text(summary, metric)}\n{METRIC_LABELS[metric]} at equal size (mean ± std over seeds):\n"
+    text = (f"{full_set_text(summary, metric)}\n{METRIC_LABELS[metric]} at equal size (mean ± std over seeds):\n"
             + metric_table(summary, metric).to_string(index=False))
+    versus = against_random_table(summary, metric)
+    return text if versus.empty else f"{text}\n{METRIC_LABELS[metric]} {AGAINST_RANDOM}:\n{versus.to_string(index=False)}"
 
 
 def _sentence(text: str) -> str:
@@ -206,6 +238,7 @@ def write_report(out: Path, *, results: pd.DataFrame, scores: pd.DataFrame, subs
     settings = ", ".join(f"{k} {v}" for k, v in info["config"].items())
     learning = manifest.get("learning_report")
     tested = f" (the test columns: {info['test_source']})" if info.get("test_source") else ""
+    versus = against_random_table(summary, metric)
     sections = [
         ("Setup", [f"Model {info['model']}; training data {info['train_source']} ({len(scores)} examples, fingerprint "
                    f"{info['fingerprint']}); evaluation data {info['eval_source']}{tested}; seeds {', '.join(map(str, info['seeds']))}; "
@@ -213,6 +246,7 @@ def write_report(out: Path, *, results: pd.DataFrame, scores: pd.DataFrame, subs
                    f"Scoring: {manifest['config']['model']}, R = {n_runs} runs, E = {manifest['config']['epochs']}."]),
         (f"Size–{METRIC_LABELS[metric]} trade-off", [
             full_set_text(summary, metric), plot_tradeoff(summary, metric, out / "tradeoff.png"), metric_table(summary, metric)]),
+        *([(f"Against random at equal size ({METRIC_LABELS[metric]})", [_sentence(AGAINST_RANDOM), versus])] if not versus.empty else []),
         ("All results (mean ± std over seeds)", [summary_table(summary)]),
         ("H-scores and the automatic subsets", [
             plot_h_histogram(scores, n_runs, out / "h_histogram.png"), h_histogram(scores, n_runs).rename_axis(columns=None).reset_index(),

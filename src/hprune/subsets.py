@@ -14,13 +14,14 @@ from .errors import HpruneError
 from .scores import random_order
 
 WINNING_TICKET = "winning-ticket"
+RANDOM = "random"  # the baseline every selection is judged against, at equal size
 
 # The paper's family for R = 6 (digits are removed H values); all of them are in `subset_family(6)`.
 PAPER_FAMILY_R6 = ["06", "016", "0126", "01236", "0156", "012346", "012356"]
 
 # method -> (scores column, keep the highest values?)
 SELECTION_METHODS = {
-    "random": ("random_order", False),
+    RANDOM: ("random_order", False),
     "ambiguous": ("variability", True),
     "hard": ("confidence", False),
     "easy": ("confidence", True),
@@ -164,7 +165,7 @@ def select(
                                       n_runs=n_runs)
         return np.sort(scores["example_id"].to_numpy()[chosen])
     column, highest = SELECTION_METHODS[method]
-    key = rank.astype(np.float64) if method == "random" else scores[column].to_numpy(dtype=np.float64)
+    key = rank.astype(np.float64) if method == RANDOM else scores[column].to_numpy(dtype=np.float64)
     key = -key if highest else key
     order = np.lexsort((scores["random_order"].to_numpy(), key))  # last key is primary
     if not class_balanced:

@@ -90,7 +90,7 @@ def plan(scores: pd.DataFrame, subsets: list[dict], *, subset_names: list[str] |
         chosen = [find_subset(subsets, n) for n in subset_names]
     else:
         chosen = [] if fractions else [s for s in subsets if s.get("paper")] or subsets
-    all_ids, h = scores["example_id"].to_numpy(), scores["h_score"].to_numpy()
+    all_ids, h, n_runs = scores["example_id"].to_numpy(), scores["h_score"].to_numpy(), runs_of(subsets)
     targets = [(s["name"], s["size"], s) for s in {s["name"]: s for s in chosen}.values()]
     targets += [(budget_label(f), budget_size(len(scores), fraction=f), None) for f in fractions or []]
     jobs, notes = [Job(FULL, FULL, all_ids, seed) for seed in seeds if full_set], []
@@ -108,7 +108,7 @@ def plan(scores: pd.DataFrame, subsets: list[dict], *, subset_names: list[str] |
                 elif method == RS2:
                     jobs.append(Job(RS2, label, all_ids, seed, epoch_size=size))
                 else:
-                    ids = select(scores, method, size, class_balanced=class_balanced, seed=seed, n_runs=runs_of(subsets))
+                    ids = select(scores, method, size, class_balanced=class_balanced, seed=seed, n_runs=n_runs)
                     jobs.append(Job(method, label, ids, seed))
     return list({(j.method, j.subset, j.seed): j for j in jobs}.values()), notes  # a subset nearest to two budgets trains once
 
